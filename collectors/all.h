@@ -1,0 +1,12 @@
+// Every collector the exporter knows, in exposition order.
+#pragma once
+
+#include <vector>
+
+#include "exporter/collector.h"
+
+namespace gocache {
+
+const std::vector<CollectorInfo>& AllCollectors();
+
+}  // namespace gocache

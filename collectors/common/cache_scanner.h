@@ -1,0 +1,48 @@
+// The walk over one cache directory tree that the inode and density
+// collectors share. It runs in the background (a runner's cache can hold a
+// million files) and is careful in the ways a monitor on a live cache must be:
+// it reads directories relative to open handles, never follows symbolic links,
+// never leaves the cache's filesystem, and never writes anything.
+#pragma once
+
+#include <sys/stat.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+namespace gocache {
+
+// Receives what the scan finds; the density collector builds on this.
+class ScanVisitor {
+ public:
+  virtual ~ScanVisitor() = default;
+  // Whether OnFile needs the file's status (one fstatat per file).
+  virtual bool wants_file_status() const { return false; }
+  // A non-directory entry. `dir_fd` is its open parent directory, `depth` 1
+  // for entries directly in the cache root, `parent` the parent's name ("" for
+  // the root). `status` is null unless wants_file_status().
+  virtual void OnFile(int dir_fd, std::string_view parent, std::string_view name, int depth,
+                      const struct stat* status) = 0;
+  // A directory below the root, before its entries.
+  virtual void OnDirectory(std::string_view name, int depth, const struct stat& status) = 0;
+};
+
+struct ScanResult {
+  bool root_readable = false;
+  std::string root_error;    // why the root could not be read
+  uint64_t inodes = 0;       // the root and everything below it: `find PATH | wc -l`
+  uint64_t directories = 0;  // including the root
+  uint64_t errors = 0;       // entries that could not be read (vanished ones excluded)
+  std::string first_error;
+  double started_unix = 0;
+  double duration_seconds = 0;
+};
+
+// Walks `root`. `stop` is polled once per directory; a stopped scan returns
+// what it counted so far.
+ScanResult ScanTree(const std::string& root, ScanVisitor* visitor,
+                    const std::function<bool()>& stop);
+
+}  // namespace gocache

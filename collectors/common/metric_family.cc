@@ -1,0 +1,38 @@
+#include "collectors/common/metric_family.h"
+
+namespace gocache {
+
+prometheus::MetricFamily MakeFamily(std::string name, std::string help,
+                                    prometheus::MetricType type) {
+  prometheus::MetricFamily family;
+  family.name = std::move(name);
+  family.help = std::move(help);
+  family.type = type;
+  return family;
+}
+
+void AddSample(prometheus::MetricFamily& family, Labels labels, double value) {
+  prometheus::ClientMetric metric;
+  metric.label = std::move(labels);
+  switch (family.type) {
+    case prometheus::MetricType::Counter:
+      metric.counter.value = value;
+      break;
+    case prometheus::MetricType::Gauge:
+      metric.gauge.value = value;
+      break;
+    default:
+      metric.untyped.value = value;
+      break;
+  }
+  family.metric.push_back(std::move(metric));
+}
+
+void AppendNonEmpty(std::vector<prometheus::MetricFamily>& out,
+                    std::vector<prometheus::MetricFamily>&& families) {
+  for (auto& family : families) {
+    if (!family.metric.empty()) out.push_back(std::move(family));
+  }
+}
+
+}  // namespace gocache

@@ -1,0 +1,170 @@
+#include "collectors/common/subprocess.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+namespace gocache {
+namespace {
+
+constexpr size_t kErrorHeadBytes = 2048;
+constexpr auto kKillGrace = std::chrono::milliseconds(500);
+
+using Clock = std::chrono::steady_clock;
+
+int RemainingMs(Clock::time_point deadline) {
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+  return left.count() < 0 ? 0 : static_cast<int>(left.count());
+}
+
+// Waits for the child; past `deadline` its group gets `signal_to_send`,
+// then SIGKILL.
+int Reap(pid_t pid, Clock::time_point deadline, int signal_to_send, bool& timed_out) {
+  int status = 0;
+  for (;;) {
+    const pid_t done = waitpid(pid, &status, WNOHANG);
+    if (done == pid || (done < 0 && errno != EINTR)) return status;
+    if (Clock::now() >= deadline) {
+      timed_out = true;
+      kill(-pid, signal_to_send);
+      signal_to_send = SIGKILL;
+      deadline = Clock::now() + kKillGrace;
+    }
+    usleep(10000);
+  }
+}
+
+}  // namespace
+
+std::string FindOnPath(const std::string& name) {
+  if (name.find('/') != std::string::npos) return access(name.c_str(), X_OK) == 0 ? name : "";
+  const char* path = std::getenv("PATH");
+  std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
+  size_t start = 0;
+  while (start <= dirs.size()) {
+    size_t end = dirs.find(':', start);
+    if (end == std::string::npos) end = dirs.size();
+    std::string dir = dirs.substr(start, end - start);
+    if (dir.empty()) dir = ".";
+    const std::string candidate = dir + "/" + name;
+    struct stat status;
+    if (stat(candidate.c_str(), &status) == 0 && S_ISREG(status.st_mode) &&
+        access(candidate.c_str(), X_OK) == 0) {
+      return candidate;
+    }
+    start = end + 1;
+  }
+  return "";
+}
+
+CommandResult RunCommand(const CommandSpec& spec) {
+  CommandResult result;
+  if (spec.argv.empty()) {
+    result.error = "no command";
+    return result;
+  }
+  const std::string program = FindOnPath(spec.argv[0]);
+  if (program.empty()) {
+    result.error = spec.argv[0] + ": not found on PATH";
+    return result;
+  }
+  // Everything the child needs is prepared before fork: after it, only
+  // async-signal-safe calls.
+  std::vector<char*> argv;
+  for (const auto& arg : spec.argv) argv.push_back(const_cast<char*>(arg.c_str()));
+  argv.push_back(nullptr);
+
+  int out_pipe[2], err_pipe[2];
+  if (pipe2(out_pipe, O_CLOEXEC) != 0) {
+    result.error = std::string("pipe: ") + std::strerror(errno);
+    return result;
+  }
+  if (pipe2(err_pipe, O_CLOEXEC) != 0) {
+    result.error = std::string("pipe: ") + std::strerror(errno);
+    close(out_pipe[0]);
+    close(out_pipe[1]);
+    return result;
+  }
+  const pid_t pid = fork();
+  if (pid < 0) {
+    result.error = std::string("fork: ") + std::strerror(errno);
+    for (int fd : {out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1]}) close(fd);
+    return result;
+  }
+  if (pid == 0) {
+    setpgid(0, 0);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);  // the exporter blocks SIGTERM; the child must not
+    const int null_fd = open("/dev/null", O_RDONLY);
+    if (null_fd >= 0) dup2(null_fd, STDIN_FILENO);
+    dup2(out_pipe[1], STDOUT_FILENO);
+    dup2(err_pipe[1], STDERR_FILENO);
+    execv(program.c_str(), argv.data());
+    _exit(127);
+  }
+  setpgid(pid, pid);  // also here, so a kill(-pid) right away cannot miss
+  result.started = true;
+  close(out_pipe[1]);
+  close(err_pipe[1]);
+
+  const auto deadline = Clock::now() + spec.timeout;
+  pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
+  int open_fds = 2;
+  char buf[65536];
+  while (open_fds > 0) {
+    const int ready = poll(fds, 2, RemainingMs(deadline));
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready <= 0) break;  // deadline passed
+    for (auto& pfd : fds) {
+      if (pfd.fd < 0 || pfd.revents == 0) continue;
+      const ssize_t n = read(pfd.fd, buf, sizeof buf);
+      if (n <= 0) {
+        close(pfd.fd);
+        pfd.fd = -1;
+        --open_fds;
+        continue;
+      }
+      const bool is_out = &pfd == &fds[0];
+      std::string& sink = is_out ? result.output : result.error_head;
+      const size_t cap = is_out ? spec.max_output : kErrorHeadBytes;
+      const size_t room = cap - std::min(cap, sink.size());
+      sink.append(buf, std::min(room, static_cast<size_t>(n)));
+      if (is_out && static_cast<size_t>(n) > room) result.output_truncated = true;
+    }
+  }
+  for (auto& pfd : fds) {
+    if (pfd.fd >= 0) close(pfd.fd);
+  }
+  if (open_fds > 0) {
+    // The deadline passed with output still open, perhaps held by a
+    // descendant after the child itself exited: end the whole group.
+    result.timed_out = true;
+    kill(-pid, SIGTERM);
+  }
+  const int status = result.timed_out
+                         ? Reap(pid, Clock::now() + kKillGrace, SIGKILL, result.timed_out)
+                         : Reap(pid, deadline, SIGTERM, result.timed_out);
+  if (result.timed_out) kill(-pid, SIGKILL);  // descendants that ignored SIGTERM
+  if (result.timed_out) {
+    result.error =
+        spec.argv[0] + ": timed out after " + std::to_string(spec.timeout.count()) + "ms";
+  } else if (WIFEXITED(status)) {
+    result.exit_code = WEXITSTATUS(status);
+    if (result.exit_code != 0) {
+      result.error = spec.argv[0] + ": exit status " + std::to_string(result.exit_code);
+    }
+  } else if (WIFSIGNALED(status)) {
+    result.error = spec.argv[0] + ": killed by signal " + std::to_string(WTERMSIG(status));
+  }
+  return result;
+}
+
+}  // namespace gocache

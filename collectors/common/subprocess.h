@@ -1,0 +1,32 @@
+// Runs a child process with a deadline and bounded output: in its own process
+// group, ended with SIGTERM then SIGKILL when it overruns, always reaped.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace gocache {
+
+struct CommandResult {
+  bool started = false;
+  bool timed_out = false;
+  int exit_code = -1;  // valid when the child exited normally
+  std::string output;  // stdout, at most max_output bytes
+  bool output_truncated = false;
+  std::string error_head;  // the first bytes of stderr
+  std::string error;       // why it could not run, or how it ended badly
+};
+
+struct CommandSpec {
+  std::vector<std::string> argv;  // argv[0] is looked up on PATH
+  std::chrono::milliseconds timeout{10000};
+  size_t max_output = 1 << 20;
+};
+
+CommandResult RunCommand(const CommandSpec& spec);
+
+// The full path of an executable named `name` on $PATH, or "".
+std::string FindOnPath(const std::string& name);
+
+}  // namespace gocache

@@ -1,0 +1,170 @@
+#include "collectors/inode/inode_collector.h"
+
+#include <sys/statvfs.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+
+#include "collectors/common/metric_family.h"
+#include "collectors/common/mountinfo.h"
+#include "collectors/common/scan_service.h"
+
+namespace gocache::inode {
+
+std::optional<double> InodeUsageRatio(uint64_t files, uint64_t files_free) {
+  if (files == 0 || files_free > files) return std::nullopt;
+  return static_cast<double>(files - files_free) / static_cast<double>(files);
+}
+
+std::optional<double> InodeShareRatio(uint64_t dir_inodes, uint64_t files, uint64_t files_free) {
+  if (files_free >= files) return std::nullopt;
+  return static_cast<double>(dir_inodes) / static_cast<double>(files - files_free);
+}
+
+namespace {
+
+using prometheus::MetricType;
+
+constexpr const char* kMountInfo = "/proc/self/mountinfo";
+
+// Family indexes, in exposition order.
+enum Family {
+  kFiles,
+  kFilesFree,
+  kInodeUsage,
+  kSize,
+  kFree,
+  kAvail,
+  kReadonly,
+  kDirInodes,
+  kDirShare,
+  kFamilyCount
+};
+
+std::vector<prometheus::MetricFamily> EmptyFamilies() {
+  std::vector<prometheus::MetricFamily> f;
+  f.reserve(kFamilyCount);
+  f.push_back(MakeFamily("gocache_filesystem_files",
+                         "Total inodes of the filesystem that holds the cache (statvfs f_files).",
+                         MetricType::Gauge));
+  f.push_back(MakeFamily("gocache_filesystem_files_free",
+                         "Free inodes of the filesystem that holds the cache (statvfs f_ffree).",
+                         MetricType::Gauge));
+  f.push_back(MakeFamily("gocache_filesystem_inode_usage_ratio",
+                         "Used inodes over total inodes (df -i IUse% / 100); absent when the "
+                         "filesystem reports no inode total.",
+                         MetricType::Gauge));
+  f.push_back(MakeFamily("gocache_filesystem_size_bytes",
+                         "Size of the filesystem that holds the cache (f_blocks * f_frsize).",
+                         MetricType::Gauge));
+  f.push_back(MakeFamily("gocache_filesystem_free_bytes",
+                         "Free bytes of the filesystem that holds the cache (f_bfree * f_frsize).",
+                         MetricType::Gauge));
+  f.push_back(MakeFamily("gocache_filesystem_avail_bytes",
+                         "Bytes available to unprivileged users on the filesystem that holds the "
+                         "cache (f_bavail * f_frsize).",
+                         MetricType::Gauge));
+  f.push_back(MakeFamily("gocache_filesystem_readonly",
+                         "1 if the filesystem that holds the cache is mounted read-only.",
+                         MetricType::Gauge));
+  f.push_back(MakeFamily("gocache_dir_inodes",
+                         "Inodes used by the cache directory tree itself (files and directories, "
+                         "as find PATH | wc -l), from the latest background scan.",
+                         MetricType::Gauge));
+  f.push_back(MakeFamily("gocache_dir_inode_share_ratio",
+                         "gocache_dir_inodes over the used inodes of its filesystem.",
+                         MetricType::Gauge));
+  return f;
+}
+
+std::string Canonical(const std::string& path) {
+  char resolved[PATH_MAX];
+  return realpath(path.c_str(), resolved) ? std::string(resolved) : path;
+}
+
+class InodeCollector final : public Collector {
+ public:
+  explicit InodeCollector(const CollectorContext& context)
+      : caches_(context.caches), scans_(context.scans) {}
+
+  CollectResult Update() override {
+    CollectResult result;
+    std::vector<Mount> mounts;
+    std::string error;
+    if (!ReadMountInfo(kMountInfo, mounts, error)) {
+      result.errors.push_back(error);
+      return result;
+    }
+    auto families = EmptyFamilies();
+    for (const auto& cache : caches_) Observe(cache, mounts, families, result.errors);
+    AppendNonEmpty(result.families, std::move(families));
+    return result;
+  }
+
+ private:
+  void Observe(const CacheDir& cache, const std::vector<Mount>& mounts,
+               std::vector<prometheus::MetricFamily>& families, std::vector<std::string>& errors) {
+    struct statvfs fs;
+    if (statvfs(cache.path.c_str(), &fs) != 0) {
+      errors.push_back(errno == ENOENT ? cache.path + ": cache directory does not exist (yet)"
+                                       : "statvfs " + cache.path + ": " + std::strerror(errno));
+      return;
+    }
+    const Mount* mount = FindMount(mounts, Canonical(cache.path));
+    const std::string kind(KindLabel(cache.kind));
+    const Labels labels = {{"path", cache.path},
+                           {"kind", kind},
+                           {"mountpoint", mount ? mount->mount_point : ""},
+                           {"fstype", mount ? mount->fstype : ""}};
+    const double block = static_cast<double>(fs.f_frsize);
+    AddSample(families[kFiles], labels, static_cast<double>(fs.f_files));
+    AddSample(families[kFilesFree], labels, static_cast<double>(fs.f_ffree));
+    if (auto ratio = InodeUsageRatio(fs.f_files, fs.f_ffree)) {
+      AddSample(families[kInodeUsage], labels, *ratio);
+    }
+    AddSample(families[kSize], labels, static_cast<double>(fs.f_blocks) * block);
+    AddSample(families[kFree], labels, static_cast<double>(fs.f_bfree) * block);
+    AddSample(families[kAvail], labels, static_cast<double>(fs.f_bavail) * block);
+    AddSample(families[kReadonly], labels, (fs.f_flag & ST_RDONLY) ? 1 : 0);
+
+    const auto scan = scans_->Latest(cache.path);
+    if (!scan) return;  // the first background scan has not finished yet
+    if (!scan->root_readable) {
+      errors.push_back("scan " + scan->root_error);
+      return;
+    }
+    const Labels dir_labels = {{"path", cache.path}, {"kind", kind}};
+    AddSample(families[kDirInodes], dir_labels, static_cast<double>(scan->inodes));
+    if (auto share = InodeShareRatio(scan->inodes, fs.f_files, fs.f_ffree)) {
+      AddSample(families[kDirShare], dir_labels, *share);
+    }
+    if (scan->errors > 0) {
+      errors.push_back("scan " + cache.path + ": " + std::to_string(scan->errors) +
+                       " entries could not be read, first " + scan->first_error);
+    }
+  }
+
+  const std::vector<CacheDir> caches_;  // copies: a worker stuck past shutdown owns what it reads
+  const std::shared_ptr<const ScanService> scans_;
+};
+
+}  // namespace
+
+CollectorInfo Info() {
+  return CollectorInfo{
+      .name = "inode",
+      .help = "inode and space usage of the filesystem under each cache",
+      .enabled_by_default = true,
+      .add_flags = nullptr,
+      .validate_flags = nullptr,
+      .schedule = [](const cxxopts::ParseResult&) { return Schedule::AtScrape(); },
+      .factory = [](const CollectorContext& context) -> std::unique_ptr<Collector> {
+        return std::make_unique<InodeCollector>(context);
+      },
+      .uses_scans = true,
+  };
+}
+
+}  // namespace gocache::inode

@@ -1,0 +1,87 @@
+#include "exporter/cache_discovery.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "collectors/common/subprocess.h"
+#include "exporter/log.h"
+
+namespace gocache {
+
+std::string AbsolutePath(const std::string& path) {
+  std::filesystem::path p(path);
+  if (p.is_relative()) {
+    std::error_code ec;
+    p = std::filesystem::current_path(ec) / p;
+  }
+  std::string normal = p.lexically_normal().string();
+  while (normal.size() > 1 && normal.back() == '/') normal.pop_back();
+  return normal;
+}
+
+std::vector<CacheDir> DefaultCaches(const Getenv& getenv) {
+  std::vector<CacheDir> caches;
+  const std::string home = getenv("HOME");
+  std::string build = getenv("GOCACHE");
+  if (build.empty()) {
+    const std::string xdg = getenv("XDG_CACHE_HOME");
+    if (!xdg.empty()) {
+      build = xdg + "/go-build";
+    } else if (!home.empty()) {
+      build = home + "/.cache/go-build";
+    }
+  }
+  if (!build.empty() && build != "off") caches.push_back({AbsolutePath(build), CacheKind::kBuild});
+
+  std::string mod = getenv("GOMODCACHE");
+  if (mod.empty()) {
+    std::string gopath = getenv("GOPATH");
+    gopath = gopath.substr(0, gopath.find(':'));
+    if (gopath.empty() && !home.empty()) gopath = home + "/go";
+    if (!gopath.empty()) mod = gopath + "/pkg/mod";
+  }
+  if (!mod.empty()) caches.push_back({AbsolutePath(mod), CacheKind::kMod});
+  return caches;
+}
+
+std::vector<CacheDir> ParseGoEnv(const std::string& output) {
+  std::vector<CacheDir> caches;
+  size_t eol = output.find('\n');
+  const std::string build = output.substr(0, eol);
+  const std::string rest = eol == std::string::npos ? "" : output.substr(eol + 1);
+  const std::string mod = rest.substr(0, rest.find('\n'));
+  if (!build.empty() && build != "off") caches.push_back({AbsolutePath(build), CacheKind::kBuild});
+  if (!mod.empty()) caches.push_back({AbsolutePath(mod), CacheKind::kMod});
+  return caches;
+}
+
+std::vector<CacheDir> DiscoverCaches(const std::vector<std::string>& cache_dirs,
+                                     const std::vector<std::string>& modcache_dirs,
+                                     std::chrono::milliseconds go_env_timeout) {
+  if (!cache_dirs.empty() || !modcache_dirs.empty()) {
+    std::vector<CacheDir> caches;
+    for (const auto& dir : cache_dirs) caches.push_back({AbsolutePath(dir), CacheKind::kBuild});
+    for (const auto& dir : modcache_dirs) caches.push_back({AbsolutePath(dir), CacheKind::kMod});
+    return caches;
+  }
+  const Getenv getenv = [](const std::string& name) {
+    const char* value = std::getenv(name.c_str());
+    return std::string(value ? value : "");
+  };
+  if (!FindOnPath("go").empty()) {
+    const auto result = RunCommand({.argv = {"go", "env", "GOCACHE", "GOMODCACHE"},
+                                    .timeout = go_env_timeout,
+                                    .max_output = 64 * 1024});
+    if (result.error.empty()) {
+      auto caches = ParseGoEnv(result.output);
+      if (!caches.empty()) return caches;
+    }
+    log::Warn("go env failed; using the go command's default cache locations",
+              {{"err", result.error}, {"stderr", result.error_head}});
+  }
+  return DefaultCaches(getenv);
+}
+
+}  // namespace gocache

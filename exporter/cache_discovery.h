@@ -1,0 +1,35 @@
+// Which cache directories to watch: the ones given on the command line, else
+// the current user's, as the go command itself would report them.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "collectors/common/cache_dir.h"
+
+namespace gocache {
+
+// Looks up an environment variable; injectable for tests.
+using Getenv = std::function<std::string(const std::string&)>;
+
+// The go command's documented defaults (GOCACHE, else $XDG_CACHE_HOME/go-build,
+// else $HOME/.cache/go-build; GOMODCACHE, else the first GOPATH entry's
+// pkg/mod, else $HOME/go/pkg/mod). GOCACHE=off yields no build cache.
+std::vector<CacheDir> DefaultCaches(const Getenv& getenv);
+
+// Parses the output of `go env GOCACHE GOMODCACHE`.
+std::vector<CacheDir> ParseGoEnv(const std::string& output);
+
+// Absolute, without trailing slashes or "." components; symbolic links are
+// kept as given (the `path` label is the directory as configured).
+std::string AbsolutePath(const std::string& path);
+
+// The configured directories when any are given; otherwise `go env` when a go
+// binary is on PATH (bounded by `go_env_timeout`), else the defaults.
+std::vector<CacheDir> DiscoverCaches(const std::vector<std::string>& cache_dirs,
+                                     const std::vector<std::string>& modcache_dirs,
+                                     std::chrono::milliseconds go_env_timeout);
+
+}  // namespace gocache

@@ -1,0 +1,76 @@
+#include "exporter/flag_values.h"
+
+#include <arpa/inet.h>
+
+#include <cstdint>
+
+namespace gocache {
+
+std::optional<std::chrono::milliseconds> ParseDuration(std::string_view text) {
+  if (text.empty()) return std::nullopt;
+  if (text == "0") return std::chrono::milliseconds(0);
+  int64_t total_ms = 0;
+  size_t i = 0;
+  while (i < text.size()) {
+    int64_t number = 0;
+    const size_t digits_start = i;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
+      number = number * 10 + (text[i] - '0');
+      if (number > 1'000'000'000) return std::nullopt;
+      ++i;
+    }
+    if (i == digits_start) return std::nullopt;
+    const size_t unit_start = i;
+    while (i < text.size() && (text[i] < '0' || text[i] > '9')) ++i;
+    const std::string_view unit = text.substr(unit_start, i - unit_start);
+    int64_t unit_ms;
+    if (unit == "ms") {
+      unit_ms = 1;
+    } else if (unit == "s") {
+      unit_ms = 1000;
+    } else if (unit == "m") {
+      unit_ms = 60 * 1000;
+    } else if (unit == "h") {
+      unit_ms = 3600 * 1000;
+    } else if (unit == "d") {
+      unit_ms = 24 * 3600 * 1000;
+    } else if (unit == "w") {
+      unit_ms = 7 * 24 * 3600 * 1000LL;
+    } else {
+      return std::nullopt;
+    }
+    total_ms += number * unit_ms;
+    if (total_ms > int64_t{1} << 50) return std::nullopt;
+  }
+  return std::chrono::milliseconds(total_ms);
+}
+
+std::optional<std::string> ListenAddressToCivetPorts(std::string_view address, std::string& error) {
+  const size_t colon = address.rfind(':');
+  if (colon == std::string_view::npos) {
+    error = "want [host]:port, such as :9959 or 127.0.0.1:9959";
+    return std::nullopt;
+  }
+  std::string host(address.substr(0, colon));
+  const std::string_view port = address.substr(colon + 1);
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != port.npos ||
+      std::stoi(std::string(port)) > 65535) {
+    error = "port must be a number from 0 to 65535";
+    return std::nullopt;
+  }
+  if (host.empty()) return std::string(port);
+  if (host == "localhost") host = "127.0.0.1";
+  unsigned char buf[16];
+  if (host.front() == '[' && host.back() == ']') {
+    if (inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), buf) != 1) {
+      error = "invalid IPv6 address " + host;
+      return std::nullopt;
+    }
+  } else if (inet_pton(AF_INET, host.c_str(), buf) != 1) {
+    error = "host must be an IP address (IPv6 in brackets) or localhost";
+    return std::nullopt;
+  }
+  return host + ":" + std::string(port);
+}
+
+}  // namespace gocache

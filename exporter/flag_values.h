@@ -1,0 +1,21 @@
+// Parsers for flag values, shared by every flag that takes such a value.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace gocache {
+
+// A Prometheus-style duration: "30s", "5m", "1h30m", "250ms" (units ms, s, m,
+// h, d, w). None when malformed.
+std::optional<std::chrono::milliseconds> ParseDuration(std::string_view text);
+
+// Turns a listen address as node_exporter takes it ("host:port", "[v6]:port",
+// ":port") into CivetWeb's listening_ports syntax. ":port" binds every IPv4
+// address (CivetWeb's "port"); "[::]:port" binds IPv6. None when malformed,
+// with `error` saying why.
+std::optional<std::string> ListenAddressToCivetPorts(std::string_view address, std::string& error);
+
+}  // namespace gocache

@@ -1,0 +1,110 @@
+// gocache_exporter: a Prometheus exporter for the health of the Go build and
+// module caches. See README.md.
+#include <prometheus/text_serializer.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <memory>
+
+#include "collectors/all.h"
+#include "collectors/common/scan_service.h"
+#include "exporter/cache_discovery.h"
+#include "exporter/http_server.h"
+#include "exporter/log.h"
+#include "exporter/options.h"
+#include "exporter/scrape.h"
+#include "exporter/version.h"
+
+namespace gocache {
+namespace {
+
+constexpr auto kGoEnvTimeout = std::chrono::seconds(10);
+constexpr auto kShutdownGrace = std::chrono::milliseconds(1500);
+
+int Run(const Config& config) {
+  log::Configure(config.log_level, config.log_format);
+  const auto caches = DiscoverCaches(config.cache_dirs, config.modcache_dirs, kGoEnvTimeout);
+  log::Info("starting gocache_exporter", {{"version", kVersion}, {"revision", kRevision}});
+  for (const auto& cache : caches) {
+    log::Info("watching cache", {{"path", cache.path}, {"kind", KindLabel(cache.kind)}});
+  }
+
+  const auto scans = std::make_shared<ScanService>(caches, config.scan_interval);
+  const CollectorContext context{caches, scans, *config.flags};
+  std::vector<std::shared_ptr<CollectorRunner>> runners;
+  bool need_scans = false;
+  for (const auto& info : AllCollectors()) {
+    if (std::find(config.enabled_collectors.begin(), config.enabled_collectors.end(), info.name) ==
+        config.enabled_collectors.end()) {
+      continue;
+    }
+    log::Info("enabled collector", {{"collector", info.name}});
+    need_scans = need_scans || info.uses_scans;
+    runners.push_back(std::make_shared<CollectorRunner>(
+        info.name, info.factory(context), info.schedule(*config.flags), config.scrape_timeout));
+  }
+  const auto scraper = std::make_shared<Scraper>(runners, config.scrape_timeout);
+
+  if (config.once) {
+    if (need_scans) scans->ScanAllNow();
+    for (const auto& runner : runners) runner->RunOnce();
+    std::cout << prometheus::TextSerializer().Serialize(scraper->CollectLatest()) << std::flush;
+    return std::cout ? 0 : 1;
+  }
+
+  if (need_scans) scans->Start();
+  for (const auto& runner : runners) runner->Start();
+
+  std::unique_ptr<HttpServer> server;
+  try {
+    server = std::make_unique<HttpServer>(config.civet_ports, config.telemetry_path, scraper);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "gocache_exporter: cannot listen on %s: %s\n",
+                 config.listen_address.c_str(), e.what());
+    for (const auto& runner : runners) runner->Stop(kShutdownGrace);
+    scans->Stop(kShutdownGrace);
+    return 1;
+  }
+  std::string ports;
+  for (int port : server->ListeningPorts())
+    ports += (ports.empty() ? "" : ",") + std::to_string(port);
+  log::Info("listening", {{"address", config.listen_address},
+                          {"ports", ports},
+                          {"telemetry_path", config.telemetry_path}});
+
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  log::Info("shutting down", {{"signal", strsignal(signal_number)}});
+  server.reset();
+  for (const auto& runner : runners) runner->Stop(kShutdownGrace);
+  scans->Stop(kShutdownGrace);
+  return 0;
+}
+
+}  // namespace
+}  // namespace gocache
+
+int main(int argc, char** argv) {
+  // Block the shutdown signals before any thread starts, so that every
+  // thread inherits the mask and only the main thread's sigwait sees them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);  // a scraper hanging up is not our death
+
+  auto parsed = gocache::ParseCommandLine(argc, argv);
+  if (!parsed.config) {
+    std::fputs(parsed.output.c_str(), parsed.exit_code == 0 ? stdout : stderr);
+    return parsed.exit_code;
+  }
+  return gocache::Run(*parsed.config);
+}

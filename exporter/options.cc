@@ -1,0 +1,161 @@
+#include "exporter/options.h"
+
+// Paths may contain commas: repeated flags, not comma lists, make a vector.
+#define CXXOPTS_VECTOR_DELIMITER '\0'
+#include <cxxopts.hpp>
+
+#include "collectors/all.h"
+#include "exporter/flag_values.h"
+#include "exporter/version.h"
+
+namespace gocache {
+namespace {
+
+constexpr const char* kProgram = "gocache_exporter";
+
+ParsedCommandLine UsageError(const std::string& message) {
+  return {std::nullopt, 2,
+          std::string(kProgram) + ": error: " + message + " (see " + kProgram + " --help)\n"};
+}
+
+// cxxopts quotes names with typographic quotes; plain ones read better in a
+// terminal and in logs.
+std::string PlainQuotes(std::string text) {
+  for (const char* quote : {"\u2018", "\u2019"}) {
+    for (size_t at; (at = text.find(quote)) != std::string::npos;) text.replace(at, 3, "'");
+  }
+  return text;
+}
+
+cxxopts::Options MakeOptions() {
+  cxxopts::Options options(kProgram,
+                           "Prometheus exporter for the health of the Go build and module caches.");
+  options.custom_help("[flags]");
+  options.set_width(100);
+  // clang-format off
+  options.add_options()
+      ("web.listen-address", "Address on which to expose metrics and the web interface.",
+       cxxopts::value<std::string>()->default_value(":9959"))
+      ("web.telemetry-path", "Path under which to expose metrics.",
+       cxxopts::value<std::string>()->default_value("/metrics"))
+      ("cache.dir", "Go build cache (GOCACHE) to watch; repeatable. Default: go env GOCACHE.",
+       cxxopts::value<std::vector<std::string>>())
+      ("modcache.dir", "Go module cache (GOMODCACHE) to watch; repeatable. Default: go env GOMODCACHE.",
+       cxxopts::value<std::vector<std::string>>())
+      ("scrape.timeout", "How long a scrape waits for a collector that runs at scrape time.",
+       cxxopts::value<std::string>()->default_value("5s"))
+      ("scan.interval", "Pause between background scans of the cache trees.",
+       cxxopts::value<std::string>()->default_value("5m"))
+      ("collector.disable-defaults", "Disable every collector not enabled explicitly.")
+      ("once", "Run every enabled collector once, print the metrics to stdout and exit.")
+      ("log.level", "Only log messages at or above this level: debug, info, warn, error.",
+       cxxopts::value<std::string>()->default_value("info"))
+      ("log.format", "Log format: logfmt or json.",
+       cxxopts::value<std::string>()->default_value("logfmt"))
+      ("version", "Print the version and exit.")
+      ("h,help", "Print this help and exit.");
+  // clang-format on
+  for (const auto& info : AllCollectors()) {
+    const std::string state = info.enabled_by_default ? "enabled" : "disabled";
+    options.add_options("Collectors")(
+        "collector." + info.name,
+        "Enable the " + info.name + " collector (default: " + state + "): " + info.help + ".",
+        cxxopts::value<bool>())("no-collector." + info.name,
+                                "Disable the " + info.name + " collector.");
+    if (info.add_flags) info.add_flags(options);
+  }
+  return options;
+}
+
+std::string VersionText() {
+  return std::string(kProgram) + ", version " + kVersion + " (revision: " + kRevision +
+         ")\n  compiler: " + kCompiler + "\n";
+}
+
+}  // namespace
+
+ParsedCommandLine ParseCommandLine(int argc, const char* const argv[]) {
+  auto options = MakeOptions();
+  std::shared_ptr<const cxxopts::ParseResult> flags;
+  try {
+    flags = std::make_shared<const cxxopts::ParseResult>(options.parse(argc, argv));
+  } catch (const cxxopts::exceptions::no_such_option& e) {
+    const std::string text = PlainQuotes(e.what());
+    const size_t open = text.find('\''), close = text.find('\'', open + 1);
+    const std::string name = text.substr(open + 1, close - open - 1);
+    return UsageError("unknown flag " + std::string(name.size() == 1 ? "-" : "--") + name);
+  } catch (const cxxopts::exceptions::exception& e) {
+    return UsageError(PlainQuotes(e.what()));
+  }
+  const auto& f = *flags;
+  if (f.count("help")) {
+    return {std::nullopt, 0, options.help({"", "Collectors"}) + "\n"};
+  }
+  if (f.count("version")) return {std::nullopt, 0, VersionText()};
+  if (!f.unmatched().empty()) {
+    return UsageError("unexpected argument '" + f.unmatched().front() + "'");
+  }
+
+  Config config;
+  config.flags = flags;
+  config.listen_address = f["web.listen-address"].as<std::string>();
+  std::string error;
+  auto ports = ListenAddressToCivetPorts(config.listen_address, error);
+  if (!ports) return UsageError("--web.listen-address '" + config.listen_address + "': " + error);
+  config.civet_ports = *ports;
+
+  config.telemetry_path = f["web.telemetry-path"].as<std::string>();
+  if (config.telemetry_path.size() < 2 || config.telemetry_path.front() != '/') {
+    return UsageError("--web.telemetry-path must start with '/' and name a path other than '/'");
+  }
+  if (f.count("cache.dir")) config.cache_dirs = f["cache.dir"].as<std::vector<std::string>>();
+  if (f.count("modcache.dir")) {
+    config.modcache_dirs = f["modcache.dir"].as<std::vector<std::string>>();
+  }
+  for (const auto& dir : config.cache_dirs) {
+    if (dir.empty()) return UsageError("--cache.dir must not be empty");
+  }
+  for (const auto& dir : config.modcache_dirs) {
+    if (dir.empty()) return UsageError("--modcache.dir must not be empty");
+  }
+
+  const std::string level = f["log.level"].as<std::string>();
+  if (!log::ParseLevel(level, config.log_level)) {
+    return UsageError("--log.level '" + level + "': want debug, info, warn or error");
+  }
+  const std::string format = f["log.format"].as<std::string>();
+  if (!log::ParseFormat(format, config.log_format)) {
+    return UsageError("--log.format '" + format + "': want logfmt or json");
+  }
+
+  for (auto [flag, target] : {std::pair{"scrape.timeout", &config.scrape_timeout},
+                              std::pair{"scan.interval", &config.scan_interval}}) {
+    const std::string text = f[flag].as<std::string>();
+    const auto duration = ParseDuration(text);
+    if (!duration || duration->count() == 0) {
+      return UsageError(std::string("--") + flag + " '" + text +
+                        "': want a positive duration such as 30s, 5m or 1h");
+    }
+    *target = *duration;
+  }
+  config.once = f.count("once") > 0;
+
+  const bool defaults = f.count("collector.disable-defaults") == 0;
+  for (const auto& info : AllCollectors()) {
+    const std::string on = "collector." + info.name;
+    const std::string off = "no-collector." + info.name;
+    if (f.count(on) && f.count(off)) {
+      return UsageError("--" + on + " and --" + off + " contradict each other");
+    }
+    bool enabled = defaults && info.enabled_by_default;
+    if (f.count(on)) enabled = f[on].as<bool>();
+    if (f.count(off)) enabled = false;
+    if (info.validate_flags) {
+      if (auto message = info.validate_flags(f); !message.empty()) return UsageError(message);
+    }
+    if (enabled) config.enabled_collectors.push_back(info.name);
+  }
+  return {std::move(config), 0, ""};
+}
+
+}  // namespace gocache

@@ -1,0 +1,66 @@
+#include "exporter/scrape.h"
+
+#include "collectors/common/metric_family.h"
+#include "exporter/version.h"
+
+namespace gocache {
+
+using prometheus::MetricType;
+
+Scraper::Scraper(std::vector<std::shared_ptr<CollectorRunner>> runners,
+                 std::chrono::milliseconds timeout)
+    : runners_(std::move(runners)), timeout_(timeout) {}
+
+std::vector<prometheus::MetricFamily> Scraper::Collect() const {
+  const auto deadline = CollectorRunner::Clock::now() + timeout_;
+  std::vector<uint64_t> tickets;
+  tickets.reserve(runners_.size());
+  for (const auto& runner : runners_) tickets.push_back(runner->BeginScrape());
+  std::vector<std::shared_ptr<const CollectorSnapshot>> snapshots;
+  for (size_t i = 0; i < runners_.size(); ++i) {
+    snapshots.push_back(runners_[i]->AwaitScrape(tickets[i], deadline));
+  }
+  return Render(snapshots);
+}
+
+std::vector<prometheus::MetricFamily> Scraper::CollectLatest() const {
+  std::vector<std::shared_ptr<const CollectorSnapshot>> snapshots;
+  for (const auto& runner : runners_) snapshots.push_back(runner->AwaitScrape(0, {}));
+  return Render(snapshots);
+}
+
+std::vector<prometheus::MetricFamily> Scraper::Render(
+    const std::vector<std::shared_ptr<const CollectorSnapshot>>& snapshots) const {
+  std::vector<prometheus::MetricFamily> out;
+  auto build_info =
+      MakeFamily("gocache_exporter_build_info",
+                 "A metric with a constant '1' value labeled by version, revision and compiler "
+                 "of the running gocache_exporter.",
+                 MetricType::Gauge);
+  AddSample(build_info, {{"compiler", kCompiler}, {"revision", kRevision}, {"version", kVersion}},
+            1);
+  out.push_back(std::move(build_info));
+
+  auto duration = MakeFamily("gocache_scrape_collector_duration_seconds",
+                             "How long the collector's last update took.", MetricType::Gauge);
+  auto success =
+      MakeFamily("gocache_scrape_collector_success",
+                 "1 if the collector's last update succeeded, else 0.", MetricType::Gauge);
+  auto last_success =
+      MakeFamily("gocache_collector_last_success_timestamp_seconds",
+                 "Unix time of the collector's last successful update: how old its data is.",
+                 MetricType::Gauge);
+  for (size_t i = 0; i < runners_.size(); ++i) {
+    const auto& snapshot = snapshots[i];
+    if (!snapshot) continue;  // a background collector before its first update
+    out.insert(out.end(), snapshot->families.begin(), snapshot->families.end());
+    const Labels labels = {{"collector", runners_[i]->name()}};
+    AddSample(duration, labels, snapshot->duration_seconds);
+    AddSample(success, labels, snapshot->success ? 1 : 0);
+    if (snapshot->last_success_unix) AddSample(last_success, labels, *snapshot->last_success_unix);
+  }
+  AppendNonEmpty(out, {std::move(duration), std::move(success), std::move(last_success)});
+  return out;
+}
+
+}  // namespace gocache

@@ -1,0 +1,120 @@
+"""Bad input gets a clear error and changes nothing; the exporter keeps
+serving where it can, and the affected collector reports success 0."""
+
+import os
+import shutil
+import socket
+import stat
+
+from harness import (EXPORTER, Exporter, TempDirTest, copy_go_cache, find_count, has,
+                     parse_metrics, run_exporter, tree_state, value)
+
+UNPRIVILEGED = "nobody"
+
+
+class BadInputTest(TempDirTest):
+
+    def test_missing_directory_fails_only_its_own_series(self):
+        cache, mod = copy_go_cache(self.tmp)
+        missing = os.path.join(self.tmp, "no-such-cache")
+        with Exporter(f"--cache.dir={missing}", f"--cache.dir={cache}") as exporter:
+            for _ in range(3):
+                samples = parse_metrics(exporter.scrape())
+            log = exporter.log()
+        self.assertEqual(value(samples, "gocache_scrape_collector_success", collector="inode"), 0)
+        self.assertGreater(value(samples, "gocache_filesystem_files", path=cache), 0)
+        self.assertFalse(has("gocache_filesystem_files", path=missing)(samples))
+        # One log line for the condition, not one per scrape.
+        self.assertEqual(log.count(f"{missing}: cache directory does not exist"), 1, log)
+
+    def test_file_where_a_directory_is_expected(self):
+        not_a_dir = os.path.join(self.tmp, "cache")
+        with open(not_a_dir, "w") as f:
+            f.write("not a cache\n")
+        with Exporter(f"--cache.dir={not_a_dir}", "--scan.interval=100ms") as exporter:
+            exporter.wait_for(
+                lambda s: value(s, "gocache_scrape_collector_success", collector="inode") == 0,
+                what="the failed scan")
+            samples = parse_metrics(exporter.wait_for(lambda s: "Not a directory" in exporter.log(),
+                                                      what="the log line"))
+        self.assertFalse(has("gocache_dir_inodes")(samples))
+
+    def test_unreadable_subdirectory(self):
+        cache, _ = copy_go_cache(self.tmp)
+        shard = sorted(d for d in os.listdir(cache) if len(d) == 2)[0]
+        locked = os.path.join(cache, shard)
+        os.chmod(locked, 0)
+        before = tree_state(cache)
+        # root reads everything: the unreadable part runs as an unprivileged user.
+        with Exporter(f"--cache.dir={cache}", "--scan.interval=1h", user=UNPRIVILEGED,
+                      binary=self.world_executable_copy()) as exporter:
+            text = exporter.wait_for(has("gocache_dir_inodes", path=cache), what="first scan")
+            log = exporter.log()
+        samples = parse_metrics(text)
+        self.assertEqual(value(samples, "gocache_scrape_collector_success", collector="inode"), 0)
+        # find, as the same user, lists the unreadable directory but nothing in it.
+        self.assertEqual(value(samples, "gocache_dir_inodes", path=cache),
+                         find_count(cache, user=UNPRIVILEGED))
+        self.assertLess(find_count(cache, user=UNPRIVILEGED), find_count(cache))
+        self.assertIn("Permission denied", log)
+        self.assertEqual(before, tree_state(cache))
+
+    def world_executable_copy(self):
+        binary = os.path.join(self.tmp, "gocache_exporter")
+        shutil.copy(EXPORTER, binary)
+        os.chmod(binary, 0o755)
+        return binary
+
+    def test_port_in_use(self):
+        with socket.socket() as busy:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen()
+            port = busy.getsockname()[1]
+            r = run_exporter(f"--web.listen-address=127.0.0.1:{port}", f"--cache.dir={self.tmp}")
+        self.assertEqual(r.returncode, 1)
+        last = r.stderr.decode().strip().splitlines()[-1]
+        self.assertEqual(
+            last, f"gocache_exporter: cannot listen on 127.0.0.1:{port}: cannot bind to "
+            f"127.0.0.1:{port}: 98 (Address already in use)")
+
+    def test_flag_errors_exit_2_naming_the_flag(self):
+        cases = {
+            ("--bogus",): "unknown flag --bogus",
+            ("--web.listen-address=nowhere",): "--web.listen-address 'nowhere'",
+            ("--log.level=loud",): "--log.level 'loud'",
+            ("--log.format=xml",): "--log.format 'xml'",
+            ("--scan.interval=soon",): "--scan.interval 'soon'",
+            ("--scrape.timeout=0",): "--scrape.timeout '0'",
+            ("--web.telemetry-path=metrics",): "--web.telemetry-path",
+            ("--collector.inode", "--no-collector.inode"): "--collector.inode and --no-collector.inode",
+            ("--cache.dir",): "cache.dir",
+            ("extra",): "unexpected argument 'extra'",
+        }
+        for args, want in cases.items():
+            with self.subTest(args=args):
+                r = run_exporter(*args)
+                self.assertEqual(r.returncode, 2)
+                err = r.stderr.decode()
+                self.assertEqual(err.count("\n"), 1, err)
+                self.assertIn(want, err)
+                self.assertIn("--help", err)
+                self.assertEqual(r.stdout, b"")
+
+    def test_help_and_version(self):
+        r = run_exporter("--help")
+        self.assertEqual(r.returncode, 0)
+        for flag in ("--web.listen-address", "--web.telemetry-path", "--cache.dir",
+                     "--modcache.dir", "--log.level", "--log.format", "--once", "--version",
+                     "--collector.inode", "--no-collector.inode"):
+            self.assertIn(flag, r.stdout.decode())
+        r = run_exporter("--version")
+        self.assertEqual(r.returncode, 0)
+        self.assertRegex(r.stdout.decode(), r"^gocache_exporter, version \d+\.\d+\.\d+ ")
+
+    def test_disabled_collector_is_not_run(self):
+        r = run_exporter(f"--cache.dir={self.tmp}", "--once", "--no-collector.inode")
+        self.assertEqual(r.returncode, 0)
+        samples = parse_metrics(r.stdout.decode())
+        self.assertFalse(has("gocache_scrape_collector_success", collector="inode")(samples))
+        self.assertFalse(has("gocache_filesystem_files")(samples))
+        self.assertEqual(value(samples, "gocache_exporter_build_info"), 1)

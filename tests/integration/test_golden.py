@@ -1,0 +1,69 @@
+"""End-to-end golden file, as node_exporter's end-to-end test does it: the
+whole /metrics output for a fixed fixture, with volatile values masked,
+compared with tests/golden/metrics.txt.
+
+Regenerate after an intended change with `make golden`, and review the diff."""
+
+import os
+import re
+
+from harness import SOURCE_DIR, Exporter, TempDirTest, has
+
+GOLDEN = os.path.join(SOURCE_DIR, "tests", "golden", "metrics.txt")
+
+# Families whose values depend on the machine or the moment.
+VOLATILE_VALUES = re.compile(
+    r"^(gocache_filesystem_(?!readonly)\w+|gocache_dir_inode_share_ratio|"
+    r"gocache_scrape_collector_duration_seconds|gocache_collector_last_success_timestamp_seconds|"
+    r"exposer_\w+)(\{.*\})? \S+$")
+VOLATILE_LABELS = re.compile(r'\b(mountpoint|fstype|version|revision|compiler)="[^"]*"')
+
+
+def make_fixture(root):
+    """A small build cache and module cache with a fixed shape."""
+    build = os.path.join(root, "go-build")
+    os.makedirs(build)
+    with open(os.path.join(build, "README"), "w") as f:
+        f.write("This directory holds cached build artifacts from the Go build system.\n")
+    with open(os.path.join(build, "trim.txt"), "w") as f:
+        f.write("1700000000\n")
+    for shard in range(16):
+        os.mkdir(os.path.join(build, f"{shard:02x}"))
+        for n in range(shard % 4 + 1):
+            for suffix in ("-a", "-d"):
+                name = f"{shard:02x}{n:062x}{suffix}"
+                with open(os.path.join(build, f"{shard:02x}", name), "w") as f:
+                    f.write("x" * n)
+    mod = os.path.join(root, "pkg", "mod")
+    for d in ("cache/download/example.com/m/@v", "example.com/m@v1.0.0/sub"):
+        os.makedirs(os.path.join(mod, d))
+    with open(os.path.join(mod, "example.com/m@v1.0.0/go.mod"), "w") as f:
+        f.write("module example.com/m\n")
+    return build, mod
+
+
+def mask(text, root):
+    lines = []
+    for line in text.replace(root, "/FIXTURE").splitlines():
+        line = VOLATILE_LABELS.sub(lambda m: f'{m.group(1)}="MASKED"', line)
+        if VOLATILE_VALUES.match(line):
+            line = line.rsplit(" ", 1)[0] + " MASKED"
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+class GoldenTest(TempDirTest):
+
+    def test_metrics_output_matches_golden_file(self):
+        build, mod = make_fixture(self.tmp)
+        with Exporter(f"--cache.dir={build}", f"--modcache.dir={mod}",
+                      "--scan.interval=1h") as exporter:
+            exporter.wait_for(has("gocache_dir_inodes", kind="mod"), what="first scan")
+            got = mask(exporter.scrape(), self.tmp)
+        if os.environ.get("GOCACHE_UPDATE_GOLDEN") == "1":
+            with open(GOLDEN, "w") as f:
+                f.write(got)
+        with open(GOLDEN) as f:
+            want = f.read()
+        self.maxDiff = None
+        self.assertEqual(want, got, "regenerate with `make golden` if the change is intended")

@@ -1,0 +1,194 @@
+#include "exporter/options.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+namespace gocache {
+namespace {
+
+using namespace std::chrono_literals;
+
+ParsedCommandLine Parse(std::initializer_list<const char*> args) {
+  std::vector<const char*> argv = {"gocache_exporter"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return ParseCommandLine(static_cast<int>(argv.size()), argv.data());
+}
+
+bool Enabled(const Config& config, const std::string& name) {
+  return std::find(config.enabled_collectors.begin(), config.enabled_collectors.end(), name) !=
+         config.enabled_collectors.end();
+}
+
+// A usage error: exit 2, one line on stderr naming `needle`.
+void ExpectUsageError(const ParsedCommandLine& parsed, const std::string& needle) {
+  EXPECT_FALSE(parsed.config.has_value());
+  EXPECT_EQ(parsed.exit_code, 2);
+  EXPECT_NE(parsed.output.find(needle), std::string::npos) << parsed.output;
+  EXPECT_EQ(std::count(parsed.output.begin(), parsed.output.end(), '\n'), 1) << parsed.output;
+  EXPECT_NE(parsed.output.find("--help"), std::string::npos) << parsed.output;
+}
+
+TEST(ParseCommandLineTest, Defaults) {
+  const auto parsed = Parse({});
+  ASSERT_TRUE(parsed.config.has_value()) << parsed.output;
+  EXPECT_EQ(parsed.exit_code, 0);
+  EXPECT_TRUE(parsed.output.empty());
+  const Config& c = *parsed.config;
+  EXPECT_EQ(c.listen_address, ":9959");
+  EXPECT_EQ(c.civet_ports, "9959");
+  EXPECT_EQ(c.telemetry_path, "/metrics");
+  EXPECT_TRUE(c.cache_dirs.empty());
+  EXPECT_TRUE(c.modcache_dirs.empty());
+  EXPECT_EQ(c.log_level, log::Level::kInfo);
+  EXPECT_EQ(c.log_format, log::Format::kLogfmt);
+  EXPECT_FALSE(c.once);
+  EXPECT_EQ(c.scrape_timeout, 5s);
+  EXPECT_EQ(c.scan_interval, 5min);
+  EXPECT_TRUE(Enabled(c, "inode"));
+  EXPECT_NE(c.flags, nullptr);
+}
+
+TEST(ParseCommandLineTest, EveryFlagTakesItsValue) {
+  const auto parsed = Parse({"--web.listen-address", "127.0.0.1:19959", "--web.telemetry-path=/m",
+                             "--cache.dir", "/c", "--modcache.dir", "/m1", "--modcache.dir=/m2",
+                             "--log.level", "debug", "--log.format", "json", "--scrape.timeout",
+                             "250ms", "--scan.interval", "1h30m", "--once"});
+  ASSERT_TRUE(parsed.config.has_value()) << parsed.output;
+  const Config& c = *parsed.config;
+  EXPECT_EQ(c.listen_address, "127.0.0.1:19959");
+  EXPECT_EQ(c.civet_ports, "127.0.0.1:19959");
+  EXPECT_EQ(c.telemetry_path, "/m");
+  EXPECT_EQ(c.cache_dirs, std::vector<std::string>{"/c"});
+  EXPECT_EQ(c.modcache_dirs, (std::vector<std::string>{"/m1", "/m2"}));
+  EXPECT_EQ(c.log_level, log::Level::kDebug);
+  EXPECT_EQ(c.log_format, log::Format::kJson);
+  EXPECT_EQ(c.scrape_timeout, 250ms);
+  EXPECT_EQ(c.scan_interval, 90min);
+  EXPECT_TRUE(c.once);
+}
+
+TEST(ParseCommandLineTest, Help) {
+  for (const char* flag : {"--help", "-h"}) {
+    const auto parsed = Parse({flag});
+    EXPECT_FALSE(parsed.config.has_value()) << flag;
+    EXPECT_EQ(parsed.exit_code, 0) << flag;
+    for (const char* text : {"gocache_exporter", "--web.listen-address", "--cache.dir",
+                             "--collector.inode", "--no-collector.inode", "--once"}) {
+      EXPECT_NE(parsed.output.find(text), std::string::npos) << flag << " lacks " << text;
+    }
+  }
+}
+
+TEST(ParseCommandLineTest, HelpWinsOverBadValues) {
+  const auto parsed = Parse({"--log.level", "loud", "--help"});
+  EXPECT_EQ(parsed.exit_code, 0);
+  EXPECT_NE(parsed.output.find("--log.level"), std::string::npos);
+}
+
+TEST(ParseCommandLineTest, Version) {
+  const auto parsed = Parse({"--version"});
+  EXPECT_FALSE(parsed.config.has_value());
+  EXPECT_EQ(parsed.exit_code, 0);
+  EXPECT_EQ(parsed.output.rfind("gocache_exporter, version ", 0), 0u) << parsed.output;
+  EXPECT_NE(parsed.output.find("revision"), std::string::npos) << parsed.output;
+}
+
+TEST(ParseCommandLineTest, UnknownFlag) {
+  ExpectUsageError(Parse({"--bogus"}), "--bogus");
+  ExpectUsageError(Parse({"--bogus=1"}), "--bogus");
+  ExpectUsageError(Parse({"--collector.nosuch"}), "--collector.nosuch");
+  ExpectUsageError(Parse({"-x"}), "-x");
+}
+
+TEST(ParseCommandLineTest, BadListenAddress) {
+  ExpectUsageError(Parse({"--web.listen-address", "9959"}), "--web.listen-address");
+  ExpectUsageError(Parse({"--web.listen-address=:99999"}), "--web.listen-address");
+  ExpectUsageError(Parse({"--web.listen-address", "example.com:80"}), "--web.listen-address");
+}
+
+TEST(ParseCommandLineTest, BadLog) {
+  ExpectUsageError(Parse({"--log.level", "verbose"}), "--log.level");
+  ExpectUsageError(Parse({"--log.level="}), "--log.level");
+  ExpectUsageError(Parse({"--log.format", "text"}), "--log.format");
+}
+
+TEST(ParseCommandLineTest, BadDurations) {
+  ExpectUsageError(Parse({"--scan.interval", "5x"}), "--scan.interval");
+  ExpectUsageError(Parse({"--scan.interval", "0"}), "--scan.interval");
+  ExpectUsageError(Parse({"--scan.interval", "1.5m"}), "--scan.interval");
+  ExpectUsageError(Parse({"--scrape.timeout", "-1s"}), "--scrape.timeout");
+  ExpectUsageError(Parse({"--scrape.timeout", "0s"}), "--scrape.timeout");
+  ExpectUsageError(Parse({"--scrape.timeout", "10"}), "--scrape.timeout");
+}
+
+TEST(ParseCommandLineTest, BadTelemetryPath) {
+  ExpectUsageError(Parse({"--web.telemetry-path", "metrics"}), "--web.telemetry-path");
+  ExpectUsageError(Parse({"--web.telemetry-path", "/"}), "--web.telemetry-path");
+  ExpectUsageError(Parse({"--web.telemetry-path="}), "--web.telemetry-path");
+}
+
+TEST(ParseCommandLineTest, EmptyCacheDir) {
+  ExpectUsageError(Parse({"--cache.dir="}), "--cache.dir");
+  ExpectUsageError(Parse({"--modcache.dir", ""}), "--modcache.dir");
+}
+
+TEST(ParseCommandLineTest, MissingValueNamesFlag) {
+  const auto parsed = Parse({"--web.listen-address"});
+  EXPECT_FALSE(parsed.config.has_value());
+  EXPECT_EQ(parsed.exit_code, 2);
+  EXPECT_NE(parsed.output.find("web.listen-address"), std::string::npos) << parsed.output;
+}
+
+TEST(ParseCommandLineTest, CollectorSwitches) {
+  {
+    const auto parsed = Parse({"--no-collector.inode"});
+    ASSERT_TRUE(parsed.config.has_value()) << parsed.output;
+    EXPECT_FALSE(Enabled(*parsed.config, "inode"));
+  }
+  {
+    const auto parsed = Parse({"--collector.disable-defaults"});
+    ASSERT_TRUE(parsed.config.has_value()) << parsed.output;
+    EXPECT_TRUE(parsed.config->enabled_collectors.empty());
+  }
+  {
+    const auto parsed = Parse({"--collector.disable-defaults", "--collector.inode"});
+    ASSERT_TRUE(parsed.config.has_value()) << parsed.output;
+    EXPECT_TRUE(Enabled(*parsed.config, "inode"));
+  }
+  {
+    const auto parsed = Parse({"--collector.inode"});
+    ASSERT_TRUE(parsed.config.has_value()) << parsed.output;
+    EXPECT_TRUE(Enabled(*parsed.config, "inode"));
+  }
+  {
+    const auto parsed = Parse({"--collector.inode=false"});
+    ASSERT_TRUE(parsed.config.has_value()) << parsed.output;
+    EXPECT_FALSE(Enabled(*parsed.config, "inode"));
+  }
+}
+
+TEST(ParseCommandLineTest, ContradictingCollectorSwitches) {
+  const auto parsed = Parse({"--collector.inode", "--no-collector.inode"});
+  ExpectUsageError(parsed, "--collector.inode");
+  EXPECT_NE(parsed.output.find("--no-collector.inode"), std::string::npos) << parsed.output;
+}
+
+TEST(ParseCommandLineTest, RepeatedCacheDirAndCommas) {
+  const auto parsed =
+      Parse({"--cache.dir", "/a", "--cache.dir", "/b,c", "--cache.dir=/d e", "--cache.dir=/a"});
+  ASSERT_TRUE(parsed.config.has_value()) << parsed.output;
+  EXPECT_EQ(parsed.config->cache_dirs, (std::vector<std::string>{"/a", "/b,c", "/d e", "/a"}));
+}
+
+TEST(ParseCommandLineTest, UnexpectedPositionalArgument) {
+  ExpectUsageError(Parse({"extra"}), "extra");
+  ExpectUsageError(Parse({"--once", "/some/dir"}), "/some/dir");
+}
+
+}  // namespace
+}  // namespace gocache
