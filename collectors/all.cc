@@ -1,5 +1,6 @@
 #include "collectors/all.h"
 
+#include "collectors/density/density_collector.h"
 #include "collectors/inode/inode_collector.h"
 
 namespace gocache {
@@ -8,6 +9,7 @@ const std::vector<CollectorInfo>& AllCollectors() {
   // Adding a collector: one line here, the rest in its own folder.
   static const std::vector<CollectorInfo> all = {
       inode::Info(),
+      density::Info(),
   };
   return all;
 }

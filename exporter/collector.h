@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "collectors/common/cache_dir.h"
+#include "collectors/common/scan_service.h"
 
 namespace cxxopts {
 class Options;
@@ -19,8 +20,6 @@ class ParseResult;
 }  // namespace cxxopts
 
 namespace gocache {
-
-class ScanService;
 
 // What one update observed. An update that could only see part of what it
 // watches reports both the families it has and the errors: the families are
@@ -67,8 +66,8 @@ struct CollectorInfo {
   std::function<std::string(const cxxopts::ParseResult&)> validate_flags;
   std::function<Schedule(const cxxopts::ParseResult&)> schedule;
   std::function<std::unique_ptr<Collector>(const CollectorContext&)> factory;
-  // True when the collector reads the shared background scans of the caches.
-  bool uses_scans = false;
+  // What the collector reads from the shared background scans of the caches.
+  ScanDepth scan_depth = ScanDepth::kNone;
 };
 
 }  // namespace gocache

@@ -32,30 +32,34 @@ int Run(const Config& config) {
     log::Info("watching cache", {{"path", cache.path}, {"kind", KindLabel(cache.kind)}});
   }
 
-  const auto scans = std::make_shared<ScanService>(caches, config.scan_interval);
+  std::vector<const CollectorInfo*> enabled;
+  ScanDepth scan_depth = ScanDepth::kNone;
+  for (const auto& info : AllCollectors()) {
+    if (std::find(config.enabled_collectors.begin(), config.enabled_collectors.end(), info.name) !=
+        config.enabled_collectors.end()) {
+      enabled.push_back(&info);
+      scan_depth = std::max(scan_depth, info.scan_depth);
+    }
+  }
+  const auto scans = std::make_shared<ScanService>(caches, config.scan_interval, scan_depth);
   const CollectorContext context{caches, scans, *config.flags};
   std::vector<std::shared_ptr<CollectorRunner>> runners;
-  bool need_scans = false;
-  for (const auto& info : AllCollectors()) {
-    if (std::find(config.enabled_collectors.begin(), config.enabled_collectors.end(), info.name) ==
-        config.enabled_collectors.end()) {
-      continue;
-    }
+  for (const CollectorInfo* collector : enabled) {
+    const CollectorInfo& info = *collector;
     log::Info("enabled collector", {{"collector", info.name}});
-    need_scans = need_scans || info.uses_scans;
     runners.push_back(std::make_shared<CollectorRunner>(
         info.name, info.factory(context), info.schedule(*config.flags), config.scrape_timeout));
   }
   const auto scraper = std::make_shared<Scraper>(runners, config.scrape_timeout);
 
   if (config.once) {
-    if (need_scans) scans->ScanAllNow();
+    scans->ScanAllNow();
     for (const auto& runner : runners) runner->RunOnce();
     std::cout << prometheus::TextSerializer().Serialize(scraper->CollectLatest()) << std::flush;
     return std::cout ? 0 : 1;
   }
 
-  if (need_scans) scans->Start();
+  scans->Start();
   for (const auto& runner : runners) runner->Start();
 
   std::unique_ptr<HttpServer> server;

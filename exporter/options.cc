@@ -44,7 +44,8 @@ cxxopts::Options MakeOptions() {
        cxxopts::value<std::vector<std::string>>())
       ("scrape.timeout", "How long a scrape waits for a collector that runs at scrape time.",
        cxxopts::value<std::string>()->default_value("5s"))
-      ("scan.interval", "Pause between background scans of the cache trees.",
+      ("density.interval", "Pause between background scans of the cache trees (the density "
+       "metrics and gocache_dir_inodes come from them).",
        cxxopts::value<std::string>()->default_value("5m"))
       ("collector.disable-defaults", "Disable every collector not enabled explicitly.")
       ("once", "Run every enabled collector once, print the metrics to stdout and exit.")
@@ -129,7 +130,7 @@ ParsedCommandLine ParseCommandLine(int argc, const char* const argv[]) {
   }
 
   for (auto [flag, target] : {std::pair{"scrape.timeout", &config.scrape_timeout},
-                              std::pair{"scan.interval", &config.scan_interval}}) {
+                              std::pair{"density.interval", &config.scan_interval}}) {
     const std::string text = f[flag].as<std::string>();
     const auto duration = ParseDuration(text);
     if (!duration || duration->count() == 0) {

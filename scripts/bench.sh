@@ -20,7 +20,7 @@ echo "== scanner throughput"
 "$build/bench_scan" "$work/big" 5
 
 start_exporter() {  # DIR LOG; sets $port
-  "$build/gocache_exporter" --web.listen-address=127.0.0.1:0 --cache.dir="$1" --scan.interval=1ms \
+  "$build/gocache_exporter" --web.listen-address=127.0.0.1:0 --cache.dir="$1" --density.interval=1ms \
     >/dev/null 2>"$2" &
   pids+=($!)
   for _ in $(seq 100); do

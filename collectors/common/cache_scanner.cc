@@ -4,147 +4,210 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-#include <vector>
+#include <thread>
 
 namespace gocache {
 namespace {
 
 // Bounds the open directory handles a hostile, very deep tree can take.
 constexpr size_t kMaxDepth = 128;
+constexpr int kDirFlags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
 
-class Walk {
- public:
-  Walk(ScanVisitor* visitor, const std::function<bool()>& stop, ScanResult& result)
-      : visitor_(visitor), stop_(stop), result_(result) {}
+bool IsDotOrDotDot(const char* name) {
+  return name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'));
+}
 
-  void Run(const std::string& root) {
-    const int fd = open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
-      result_.root_error = root + ": " + std::strerror(errno);
-      return;
-    }
-    struct stat status;
-    if (fstat(fd, &status) != 0) {
-      result_.root_error = root + ": " + std::strerror(errno);
-      close(fd);
-      return;
-    }
-    DIR* dir = fdopendir(fd);
-    if (dir == nullptr) {
-      result_.root_error = root + ": " + std::strerror(errno);
-      close(fd);
-      return;
-    }
-    result_.root_readable = true;
-    result_.inodes = 1;
-    result_.directories = 1;
-    device_ = status.st_dev;
-    stack_.push_back({dir, ""});
-    while (!stack_.empty() && !stop_()) ReadSome();
-    for (auto& frame : stack_) closedir(frame.dir);
-  }
-
- private:
-  struct Frame {
-    DIR* dir;
-    std::string name;
-  };
+// The counts of one thread's part of the walk.
+struct Tally {
+  uint64_t inodes = 0;
+  uint64_t directories = 0;
+  uint64_t errors = 0;
+  std::string first_error;
 
   void Fail(std::string_view name, int err) {
     if (err == ENOENT) return;  // removed while we looked: the go command trims concurrently
-    ++result_.errors;
-    if (result_.first_error.empty()) {
-      result_.first_error = std::string(name) + ": " + std::strerror(err);
-    }
+    ++errors;
+    if (first_error.empty()) first_error = std::string(name) + ": " + std::strerror(err);
   }
+};
 
-  // Reads entries of the top directory until it ends or a subdirectory is
-  // entered (depth first, so at most one handle per level is open).
-  void ReadSome() {
-    Frame& frame = stack_.back();
-    const int dir_fd = dirfd(frame.dir);
-    const int depth = static_cast<int>(stack_.size());
+// One thread's depth-first walk: at most one open handle per level.
+class Walker {
+ public:
+  Walker(ScanVisitor* visitor, dev_t device, const std::function<bool()>& stop)
+      : visitor_(visitor), device_(device), stop_(stop) {}
+
+  // Reads one directory's entries; subdirectories are walked below it.
+  // `depth` is the depth of the directory's entries.
+  void ReadDirectory(int dir_fd, std::string_view dir_name, int depth,
+                     std::vector<std::pair<std::string, struct stat>>* subdirs = nullptr) {
+    DIR* dir = fdopendir(dir_fd);
+    if (dir == nullptr) {
+      tally_.Fail(dir_name, errno);
+      close(dir_fd);
+      return;
+    }
+    const bool want_status = visitor_ && visitor_->wants_file_status();
     for (;;) {
       errno = 0;
-      const struct dirent* entry = readdir(frame.dir);
+      const struct dirent* entry = readdir(dir);
       if (entry == nullptr) {
-        if (errno != 0) Fail(frame.name, errno);
-        closedir(frame.dir);
-        stack_.pop_back();
-        return;
+        if (errno != 0) tally_.Fail(dir_name, errno);
+        break;
       }
       const char* name = entry->d_name;
-      if (name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'))) continue;
+      if (IsDotOrDotDot(name)) continue;
 
       unsigned char type = entry->d_type;
       struct stat status;
-      const bool need_status =
-          type == DT_UNKNOWN || type == DT_DIR || (visitor_ && visitor_->wants_file_status());
+      const bool need_status = want_status || type == DT_UNKNOWN || type == DT_DIR;
       if (need_status) {
-        if (fstatat(dir_fd, name, &status, AT_SYMLINK_NOFOLLOW) != 0) {
-          if (errno != ENOENT) ++result_.inodes;  // listed, as find lists it
-          Fail(name, errno);
+        if (fstatat(dirfd(dir), name, &status, AT_SYMLINK_NOFOLLOW) != 0) {
+          if (errno != ENOENT) ++tally_.inodes;  // listed, as find lists it
+          tally_.Fail(name, errno);
           continue;
         }
         type = S_ISDIR(status.st_mode) ? DT_DIR : DT_REG;
       }
-      ++result_.inodes;
+      ++tally_.inodes;
       if (type != DT_DIR) {
         if (visitor_) {
-          visitor_->OnFile(dir_fd, frame.name, name, depth, need_status ? &status : nullptr);
+          visitor_->OnFile(dirfd(dir), dir_name, name, depth, need_status ? &status : nullptr);
         }
         continue;
       }
-      ++result_.directories;
-      if (visitor_) visitor_->OnDirectory(name, depth, status);
-      // A mount point inside the cache is listed but not entered.
-      if (status.st_dev != device_) continue;
-      if (stack_.size() >= kMaxDepth) {
-        Fail(name, ELOOP);
+      ++tally_.directories;
+      if (subdirs) {  // the root: its subdirectories are shared out among threads
+        subdirs->emplace_back(name, status);
         continue;
       }
-      if (Enter(dir_fd, name)) return;
+      EnterDirectory(dirfd(dir), name, depth, status);
+      if (Stopped()) break;
     }
+    closedir(dir);
   }
 
-  bool Enter(int parent_fd, const char* name) {
-    const int fd = openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  void EnterDirectory(int parent_fd, const char* name, int parent_depth,
+                      const struct stat& status) {
+    if (visitor_) visitor_->OnDirectory(name, parent_depth, status);
+    if (status.st_dev != device_) return;  // a mount point inside the cache: listed, not entered
+    if (static_cast<size_t>(parent_depth) >= kMaxDepth) {
+      tally_.Fail(name, ELOOP);
+      return;
+    }
+    const int fd = OpenNoAtime(parent_fd, name, kDirFlags, noatime_);
     if (fd < 0) {
-      Fail(name, errno);
-      return false;
+      tally_.Fail(name, errno);
+      return;
     }
-    DIR* dir = fdopendir(fd);
-    if (dir == nullptr) {
-      Fail(name, errno);
-      close(fd);
-      return false;
-    }
-    stack_.push_back({dir, name});
-    return true;
+    ReadDirectory(fd, name, parent_depth + 1);
   }
 
+  Tally& tally() { return tally_; }
+
+  // Polls the stop callback until it first says stop, then remembers.
+  bool Stopped() {
+    if (!stopped_) stopped_ = stop_();
+    return stopped_;
+  }
+
+ private:
   ScanVisitor* visitor_;
+  dev_t device_;
   const std::function<bool()>& stop_;
-  ScanResult& result_;
-  dev_t device_ = 0;
-  std::vector<Frame> stack_;
+  bool noatime_ = true;
+  bool stopped_ = false;
+  Tally tally_;
 };
+
+double UnixNow() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
 
 }  // namespace
 
+int OpenNoAtime(int dir_fd, const char* name, int flags, bool& noatime) {
+  if (noatime) {
+    const int fd = openat(dir_fd, name, flags | O_NOATIME);
+    if (fd >= 0 || errno != EPERM) return fd;
+    noatime = false;  // not the owner: do without from now on
+  }
+  return openat(dir_fd, name, flags);
+}
+
 ScanResult ScanTree(const std::string& root, ScanVisitor* visitor,
                     const std::function<bool()>& stop) {
+  return ScanTree(root, std::vector<ScanVisitor*>{visitor}, stop);
+}
+
+ScanResult ScanTree(const std::string& root, const std::vector<ScanVisitor*>& visitors,
+                    const std::function<bool()>& stop) {
   ScanResult result;
-  result.started_unix =
-      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  result.started_unix = UnixNow();
   const auto start = std::chrono::steady_clock::now();
-  Walk(visitor, stop, result).Run(root);
-  result.duration_seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return result;
+  const auto finish = [&] {
+    result.duration_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return result;
+  };
+
+  bool noatime = true;
+  const int fd = OpenNoAtime(AT_FDCWD, root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC, noatime);
+  struct stat status;
+  if (fd < 0 || fstat(fd, &status) != 0) {
+    result.root_error = root + ": " + std::strerror(errno);
+    if (fd >= 0) close(fd);
+    return finish();
+  }
+  const int root_fd = dup(fd);  // the walk below closes fd with its DIR
+  if (root_fd < 0) {
+    result.root_error = root + ": " + std::strerror(errno);
+    close(fd);
+    return finish();
+  }
+
+  const size_t threads = std::max<size_t>(1, visitors.size());
+  std::vector<Walker> walkers;
+  walkers.reserve(threads);
+  for (size_t i = 0; i < threads; ++i) {
+    walkers.emplace_back(i < visitors.size() ? visitors[i] : nullptr, status.st_dev, stop);
+  }
+  result.root_readable = true;
+  result.inodes = 1;
+  result.directories = 1;
+  std::vector<std::pair<std::string, struct stat>> subdirs;
+  if (walkers[0].Stopped()) {
+    close(fd);
+  } else {
+    walkers[0].ReadDirectory(fd, "", 1, &subdirs);
+  }
+
+  std::atomic<size_t> next{0};
+  const auto work = [&](Walker& walker) {
+    for (size_t i; !walker.Stopped() && (i = next.fetch_add(1)) < subdirs.size();) {
+      walker.EnterDirectory(root_fd, subdirs[i].first.c_str(), 1, subdirs[i].second);
+    }
+  };
+  std::vector<std::thread> helpers;
+  for (size_t i = 1; i < threads && subdirs.size() > 1; ++i) {
+    helpers.emplace_back(work, std::ref(walkers[i]));
+  }
+  work(walkers[0]);
+  for (auto& helper : helpers) helper.join();
+  close(root_fd);
+
+  for (auto& walker : walkers) {
+    Tally& tally = walker.tally();
+    result.inodes += tally.inodes;
+    result.directories += tally.directories;
+    result.errors += tally.errors;
+    if (result.first_error.empty()) result.first_error = std::move(tally.first_error);
+  }
+  return finish();
 }
 
 }  // namespace gocache

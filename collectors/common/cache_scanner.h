@@ -11,6 +11,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace gocache {
 
@@ -41,8 +42,20 @@ struct ScanResult {
 };
 
 // Walks `root`. `stop` is polled once per directory; a stopped scan returns
-// what it counted so far.
+// what it counted so far. `visitor` may be null (only count).
 ScanResult ScanTree(const std::string& root, ScanVisitor* visitor,
                     const std::function<bool()>& stop);
+
+// The same walk on visitors.size() threads: the root's subdirectories (a
+// build cache's 256 shards) are shared out among them, and visitor i sees
+// only what thread i walks; the entries directly in the root go to visitor 0.
+// Null visitors only count.
+ScanResult ScanTree(const std::string& root, const std::vector<ScanVisitor*>& visitors,
+                    const std::function<bool()>& stop);
+
+// Opens with O_NOATIME where the kernel allows it (the caller owns the file
+// or has CAP_FOWNER), so that reading a cache does not even touch atimes;
+// elsewhere it opens normally. `noatime` carries what was learned.
+int OpenNoAtime(int dir_fd, const char* name, int flags, bool& noatime);
 
 }  // namespace gocache

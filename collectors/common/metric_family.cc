@@ -28,6 +28,22 @@ void AddSample(prometheus::MetricFamily& family, Labels labels, double value) {
   family.metric.push_back(std::move(metric));
 }
 
+void AddHistogram(prometheus::MetricFamily& family, Labels labels,
+                  const std::vector<double>& upper_bounds, const std::vector<uint64_t>& counts,
+                  double sum) {
+  prometheus::ClientMetric metric;
+  metric.label = std::move(labels);
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < upper_bounds.size(); ++i) {
+    cumulative += counts[i];
+    metric.histogram.bucket.push_back({cumulative, upper_bounds[i]});
+  }
+  for (size_t i = upper_bounds.size(); i < counts.size(); ++i) cumulative += counts[i];
+  metric.histogram.sample_count = cumulative;  // the +Inf bucket the serializer adds
+  metric.histogram.sample_sum = sum;
+  family.metric.push_back(std::move(metric));
+}
+
 void AppendNonEmpty(std::vector<prometheus::MetricFamily>& out,
                     std::vector<prometheus::MetricFamily>&& families) {
   for (auto& family : families) {

@@ -21,6 +21,12 @@ prometheus::MetricFamily MakeFamily(std::string name, std::string help,
 // (gauge, counter or untyped).
 void AddSample(prometheus::MetricFamily& family, Labels labels, double value);
 
+// Adds one histogram sample from per-bucket counts (not cumulative): one per
+// upper bound, then one for the observations above the last bound.
+void AddHistogram(prometheus::MetricFamily& family, Labels labels,
+                  const std::vector<double>& upper_bounds, const std::vector<uint64_t>& counts,
+                  double sum);
+
 // Moves the families that got at least one sample to `out`, in order.
 void AppendNonEmpty(std::vector<prometheus::MetricFamily>& out,
                     std::vector<prometheus::MetricFamily>&& families);

@@ -1,26 +1,92 @@
 #include "collectors/common/scan_service.h"
 
-namespace gocache {
+#include <fcntl.h>
+#include <unistd.h>
 
-ScanService::ScanService(std::vector<CacheDir> caches, std::chrono::milliseconds interval)
+namespace gocache {
+namespace {
+
+// trim.txt is a decimal number; anything much longer is not one.
+constexpr size_t kTrimFileMax = 4096;
+
+std::optional<int64_t> ReadTrimTime(const std::string& cache) {
+  bool noatime = true;
+  const int fd = OpenNoAtime(AT_FDCWD, (cache + "/trim.txt").c_str(),
+                             O_RDONLY | O_NOFOLLOW | O_CLOEXEC, noatime);
+  if (fd < 0) return std::nullopt;
+  char buf[kTrimFileMax];
+  size_t got = 0;
+  for (ssize_t n; got < sizeof buf && (n = read(fd, buf + got, sizeof buf - got)) > 0;) {
+    got += static_cast<size_t>(n);
+  }
+  close(fd);
+  return buildcache::ParseTrimTime(std::string_view(buf, got));
+}
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+ScanService::ScanService(std::vector<CacheDir> caches, std::chrono::milliseconds interval,
+                         ScanDepth depth, int threads)
     : interval_(interval), shared_(std::make_shared<Shared>()) {
-  shared_->caches = std::move(caches);
+  shared_->depth = depth;
+  shared_->threads = std::max(1, threads);
+  for (auto& cache : caches) shared_->caches.push_back({std::move(cache), {}, 0});
 }
 
 ScanService::~ScanService() { Stop(std::chrono::seconds(1)); }
 
+std::shared_ptr<ScanSnapshot> ScanService::ScanOne(CacheState& state, ScanDepth depth, int threads,
+                                                   const std::function<bool()>& stop) {
+  auto snapshot = std::make_shared<ScanSnapshot>();
+  const std::string& path = state.cache.path;
+  if (depth != ScanDepth::kCensus) {
+    snapshot->walk = ScanTree(path, std::vector<ScanVisitor*>(threads, nullptr), stop);
+  } else {
+    std::vector<CensusVisitor> visitors;
+    visitors.reserve(threads);
+    const int64_t start_ns = NowNs();
+    for (int i = 0; i < threads; ++i)
+      visitors.emplace_back(state.cache.kind, start_ns, state.index);
+    std::vector<ScanVisitor*> pointers;
+    for (auto& v : visitors) pointers.push_back(&v);
+    snapshot->walk = ScanTree(path, pointers, stop);
+    for (const auto& v : visitors) {
+      snapshot->walk.errors += v.read_errors();
+      if (snapshot->walk.first_error.empty()) snapshot->walk.first_error = v.first_read_error();
+    }
+    if (snapshot->walk.root_readable) {
+      ActionIndex next;
+      snapshot->census = FinishCensus(visitors, next);
+      state.index = std::move(next);
+      if (state.cache.kind == CacheKind::kBuild)
+        snapshot->census->last_trim_unix = ReadTrimTime(path);
+    } else {
+      state.index.clear();
+    }
+  }
+  state.errors_total += snapshot->walk.errors;
+  snapshot->errors_total = state.errors_total;
+  return snapshot;
+}
+
 void ScanService::ScanAll(Shared& shared, const std::function<bool()>& stop) {
-  for (const auto& cache : shared.caches) {
+  for (auto& state : shared.caches) {
     if (stop()) return;
-    auto result = std::make_shared<const ScanResult>(ScanTree(cache.path, nullptr, stop));
+    auto snapshot = ScanOne(state, shared.depth, shared.threads, stop);
     if (stop()) return;  // an interrupted scan is incomplete: keep the previous one
     std::lock_guard lock(shared.mu);
-    shared.latest[cache.path] = std::move(result);
+    shared.latest[state.cache.path] = std::move(snapshot);
   }
 }
 
 void ScanService::Start() {
-  if (worker_) return;
+  if (worker_ || shared_->depth == ScanDepth::kNone) return;
   worker_ = std::make_unique<Worker>(
       [shared = shared_, interval = interval_](const Worker::Control& control) {
         const std::function<bool()> stop = [&control] { return control.stop_requested(); };
@@ -36,10 +102,11 @@ void ScanService::Stop(std::chrono::milliseconds grace) {
 }
 
 void ScanService::ScanAllNow() {
+  if (shared_->depth == ScanDepth::kNone) return;
   ScanAll(*shared_, [] { return false; });
 }
 
-std::shared_ptr<const ScanResult> ScanService::Latest(const std::string& path) const {
+std::shared_ptr<const ScanSnapshot> ScanService::Latest(const std::string& path) const {
   std::lock_guard lock(shared_->mu);
   const auto it = shared_->latest.find(path);
   return it == shared_->latest.end() ? nullptr : it->second;

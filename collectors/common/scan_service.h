@@ -8,34 +8,60 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "collectors/common/cache_dir.h"
 #include "collectors/common/cache_scanner.h"
+#include "collectors/common/entry_census.h"
 #include "exporter/worker.h"
 
 namespace gocache {
 
+// What the enabled collectors need from a scan.
+enum class ScanDepth {
+  kNone,    // no scan at all
+  kCount,   // count inodes (no per-file status)
+  kCensus,  // also stat every file and read every action entry
+};
+
+// The outcome of one scan of one cache.
+struct ScanSnapshot {
+  ScanResult walk;
+  std::optional<CacheCensus> census;  // with ScanDepth::kCensus and a readable root
+  uint64_t errors_total = 0;          // unreadable entries over every scan so far
+};
+
 class ScanService {
  public:
-  ScanService(std::vector<CacheDir> caches, std::chrono::milliseconds interval);
+  ScanService(std::vector<CacheDir> caches, std::chrono::milliseconds interval, ScanDepth depth,
+              int threads = 2);
   ~ScanService();
 
   void Start();
   void Stop(std::chrono::milliseconds grace);
-  // Scans every cache once on the calling thread (for --once).
+  // Scans every cache once on the calling thread (for --once and benchmarks).
   void ScanAllNow();
 
   // The latest completed scan of `path`, or nullptr before the first.
-  std::shared_ptr<const ScanResult> Latest(const std::string& path) const;
+  std::shared_ptr<const ScanSnapshot> Latest(const std::string& path) const;
 
  private:
+  struct CacheState {
+    CacheDir cache;
+    ActionIndex index;  // from the previous scan
+    uint64_t errors_total = 0;
+  };
   struct Shared {
-    std::vector<CacheDir> caches;
+    ScanDepth depth;
+    int threads;
+    std::vector<CacheState> caches;  // touched only by the scanning thread
     mutable std::mutex mu;
-    std::map<std::string, std::shared_ptr<const ScanResult>> latest;
+    std::map<std::string, std::shared_ptr<const ScanSnapshot>> latest;
   };
   static void ScanAll(Shared& shared, const std::function<bool()>& stop);
+  static std::shared_ptr<ScanSnapshot> ScanOne(CacheState& state, ScanDepth depth, int threads,
+                                               const std::function<bool()>& stop);
 
   const std::chrono::milliseconds interval_;
   std::shared_ptr<Shared> shared_;

@@ -131,18 +131,19 @@ class InodeCollector final : public Collector {
 
     const auto scan = scans_->Latest(cache.path);
     if (!scan) return;  // the first background scan has not finished yet
-    if (!scan->root_readable) {
-      errors.push_back("scan " + scan->root_error);
+    const ScanResult& walk = scan->walk;
+    if (!walk.root_readable) {
+      errors.push_back("scan " + walk.root_error);
       return;
     }
     const Labels dir_labels = {{"path", cache.path}, {"kind", kind}};
-    AddSample(families[kDirInodes], dir_labels, static_cast<double>(scan->inodes));
-    if (auto share = InodeShareRatio(scan->inodes, fs.f_files, fs.f_ffree)) {
+    AddSample(families[kDirInodes], dir_labels, static_cast<double>(walk.inodes));
+    if (auto share = InodeShareRatio(walk.inodes, fs.f_files, fs.f_ffree)) {
       AddSample(families[kDirShare], dir_labels, *share);
     }
-    if (scan->errors > 0) {
-      errors.push_back("scan " + cache.path + ": " + std::to_string(scan->errors) +
-                       " entries could not be read, first " + scan->first_error);
+    if (walk.errors > 0) {
+      errors.push_back("scan " + cache.path + ": " + std::to_string(walk.errors) +
+                       " entries could not be read, first " + walk.first_error);
     }
   }
 
@@ -163,7 +164,7 @@ CollectorInfo Info() {
       .factory = [](const CollectorContext& context) -> std::unique_ptr<Collector> {
         return std::make_unique<InodeCollector>(context);
       },
-      .uses_scans = true,
+      .scan_depth = ScanDepth::kCount,
   };
 }
 

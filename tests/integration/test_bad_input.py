@@ -31,7 +31,7 @@ class BadInputTest(TempDirTest):
         not_a_dir = os.path.join(self.tmp, "cache")
         with open(not_a_dir, "w") as f:
             f.write("not a cache\n")
-        with Exporter(f"--cache.dir={not_a_dir}", "--scan.interval=100ms") as exporter:
+        with Exporter(f"--cache.dir={not_a_dir}", "--density.interval=100ms") as exporter:
             exporter.wait_for(
                 lambda s: value(s, "gocache_scrape_collector_success", collector="inode") == 0,
                 what="the failed scan")
@@ -46,7 +46,7 @@ class BadInputTest(TempDirTest):
         os.chmod(locked, 0)
         before = tree_state(cache)
         # root reads everything: the unreadable part runs as an unprivileged user.
-        with Exporter(f"--cache.dir={cache}", "--scan.interval=1h", user=UNPRIVILEGED,
+        with Exporter(f"--cache.dir={cache}", "--density.interval=1h", user=UNPRIVILEGED,
                       binary=self.world_executable_copy()) as exporter:
             text = exporter.wait_for(has("gocache_dir_inodes", path=cache), what="first scan")
             log = exporter.log()
@@ -83,7 +83,7 @@ class BadInputTest(TempDirTest):
             ("--web.listen-address=nowhere",): "--web.listen-address 'nowhere'",
             ("--log.level=loud",): "--log.level 'loud'",
             ("--log.format=xml",): "--log.format 'xml'",
-            ("--scan.interval=soon",): "--scan.interval 'soon'",
+            ("--density.interval=soon",): "--density.interval 'soon'",
             ("--scrape.timeout=0",): "--scrape.timeout '0'",
             ("--web.telemetry-path=metrics",): "--web.telemetry-path",
             ("--collector.inode", "--no-collector.inode"): "--collector.inode and --no-collector.inode",

@@ -11,9 +11,12 @@ from harness import SOURCE_DIR, Exporter, TempDirTest, has
 
 GOLDEN = os.path.join(SOURCE_DIR, "tests", "golden", "metrics.txt")
 
-# Families whose values depend on the machine or the moment.
+# Families whose values depend on the machine (block and directory sizes of
+# its filesystem) or the moment.
 VOLATILE_VALUES = re.compile(
     r"^(gocache_filesystem_(?!readonly)\w+|gocache_dir_inode_share_ratio|"
+    r"gocache_allocated_bytes|gocache_slack_ratio|gocache_shard_dir_bytes|"
+    r"gocache_entry_age_seconds_sum|gocache_scan_duration_seconds|"
     r"gocache_scrape_collector_duration_seconds|gocache_collector_last_success_timestamp_seconds|"
     r"exposer_\w+)(\{.*\})? \S+$")
 VOLATILE_LABELS = re.compile(r'\b(mountpoint|fstype|version|revision|compiler)="[^"]*"')
@@ -57,7 +60,7 @@ class GoldenTest(TempDirTest):
     def test_metrics_output_matches_golden_file(self):
         build, mod = make_fixture(self.tmp)
         with Exporter(f"--cache.dir={build}", f"--modcache.dir={mod}",
-                      "--scan.interval=1h") as exporter:
+                      "--density.interval=1h") as exporter:
             exporter.wait_for(has("gocache_dir_inodes", kind="mod"), what="first scan")
             got = mask(exporter.scrape(), self.tmp)
         if os.environ.get("GOCACHE_UPDATE_GOLDEN") == "1":

@@ -166,7 +166,7 @@ class DiscoveryTest(TempDirTest):
 
     def test_directory_that_appears_later_is_picked_up(self):
         cache = os.path.join(self.tmp, "cache")
-        with Exporter(f"--cache.dir={cache}", "--scan.interval=200ms") as exporter:
+        with Exporter(f"--cache.dir={cache}", "--density.interval=200ms") as exporter:
             samples = parse_metrics(exporter.scrape())
             self.assertEqual(value(samples, "gocache_scrape_collector_success", collector="inode"), 0)
             self.assertNotIn("gocache_filesystem_files", {n for n, _ in samples})
@@ -179,5 +179,9 @@ class DiscoveryTest(TempDirTest):
                 and value(s, "gocache_dir_inodes", path=cache) == want, what="the new cache")
             log = exporter.log()
         self.assertEqual(value(parse_metrics(text), "gocache_dir_inodes", path=cache), want)
+        # One line per affected collector when it fails, one when it recovers;
+        # not one per scrape.
+        for collector in ("inode", "density"):
+            self.assertEqual(log.count(f"collector failed\" collector={collector} "), 1, log)
+            self.assertEqual(log.count(f"collector recovered\" collector={collector}\n"), 1, log)
         self.assertEqual(log.count("does not exist"), 1, log)
-        self.assertEqual(log.count("collector recovered"), 1, log)

@@ -52,7 +52,7 @@ TEST(InodeInfoTest, Registration) {
   const auto info = Info();
   EXPECT_EQ(info.name, "inode");
   EXPECT_TRUE(info.enabled_by_default);
-  EXPECT_TRUE(info.uses_scans);
+  EXPECT_EQ(info.scan_depth, ScanDepth::kCount);
   ASSERT_TRUE(info.factory);
   ASSERT_TRUE(info.schedule);
 }
@@ -112,7 +112,7 @@ class InodeCollectorTest : public ::testing::Test {
   }
 
   CollectResult Collect(bool scan_first) {
-    scans_ = std::make_shared<ScanService>(caches_, std::chrono::minutes(5));
+    scans_ = std::make_shared<ScanService>(caches_, std::chrono::minutes(5), ScanDepth::kCount);
     if (scan_first) scans_->ScanAllNow();
     const CollectorContext context{caches_, scans_, flags_};
     auto collector = Info().factory(context);

@@ -57,7 +57,7 @@ TEST(ParseCommandLineTest, EveryFlagTakesItsValue) {
   const auto parsed = Parse({"--web.listen-address", "127.0.0.1:19959", "--web.telemetry-path=/m",
                              "--cache.dir", "/c", "--modcache.dir", "/m1", "--modcache.dir=/m2",
                              "--log.level", "debug", "--log.format", "json", "--scrape.timeout",
-                             "250ms", "--scan.interval", "1h30m", "--once"});
+                             "250ms", "--density.interval", "1h30m", "--once"});
   ASSERT_TRUE(parsed.config.has_value()) << parsed.output;
   const Config& c = *parsed.config;
   EXPECT_EQ(c.listen_address, "127.0.0.1:19959");
@@ -118,9 +118,9 @@ TEST(ParseCommandLineTest, BadLog) {
 }
 
 TEST(ParseCommandLineTest, BadDurations) {
-  ExpectUsageError(Parse({"--scan.interval", "5x"}), "--scan.interval");
-  ExpectUsageError(Parse({"--scan.interval", "0"}), "--scan.interval");
-  ExpectUsageError(Parse({"--scan.interval", "1.5m"}), "--scan.interval");
+  ExpectUsageError(Parse({"--density.interval", "5x"}), "--density.interval");
+  ExpectUsageError(Parse({"--density.interval", "0"}), "--density.interval");
+  ExpectUsageError(Parse({"--density.interval", "1.5m"}), "--density.interval");
   ExpectUsageError(Parse({"--scrape.timeout", "-1s"}), "--scrape.timeout");
   ExpectUsageError(Parse({"--scrape.timeout", "0s"}), "--scrape.timeout");
   ExpectUsageError(Parse({"--scrape.timeout", "10"}), "--scrape.timeout");

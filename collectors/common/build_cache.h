@@ -1,0 +1,57 @@
+// The go command's build cache format (cmd/go/internal/cache), as far as a
+// monitor and a trimmer need it. Shared by the scanner, the density collector
+// and the trim command.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+namespace gocache::buildcache {
+
+constexpr size_t kHexIdSize = 64;
+// "v1 <64 hex action ID> <64 hex output ID> <size:20> <time ns:20>\n"
+constexpr size_t kActionEntrySize = 3 + kHexIdSize + 1 + kHexIdSize + 1 + 20 + 1 + 20 + 1;
+static_assert(kActionEntrySize == 175);
+
+// The go command trims entries unused for 5 days, allowing 1 hour for the
+// granularity of its mtime updates (cache.go: trimLimit + mtimeInterval).
+constexpr int64_t kTrimCutoffSeconds = 5 * 24 * 3600 + 3600;
+
+enum class EntryType { kAction, kOutput, kOther };
+
+// The shard index (0-255) of a shard directory name "00".."ff", or -1.
+int ShardIndex(std::string_view name);
+
+// Classifies a file in a shard directory: an action "<64 hex>-a" or an output
+// "<64 hex>-d" whose first byte is the shard (where the go command looks for
+// it); anything else is other.
+EntryType Classify(int shard, std::string_view name);
+
+// Whether the go command's trim would consider the file (trimSubdir: names
+// ending in -a or -d inside a shard directory).
+inline bool TrimConsiders(std::string_view name) {
+  return name.ends_with("-a") || name.ends_with("-d");
+}
+
+// The first 8 bytes of a hex ID as a number: a compact key (collisions need
+// 2^32 entries to become likely).
+uint64_t IdKey(std::string_view hex);
+
+struct ActionEntry {
+  uint64_t output_key;
+  int64_t output_size;
+  int64_t time_ns;
+};
+
+// Parses the bytes of an action entry file exactly as the go command's
+// (*DiskCache).get does, or none where the go command would treat it as a
+// miss. `content` is what a read of up to kActionEntrySize + 1 bytes
+// returned; `file_id` is the 64 hex digits of the file's name.
+std::optional<ActionEntry> ParseActionEntry(std::string_view content, std::string_view file_id);
+
+// trim.txt as the go command reads it: strings.TrimSpace, then
+// strconv.ParseInt(s, 10, 64).
+std::optional<int64_t> ParseTrimTime(std::string_view content);
+
+}  // namespace gocache::buildcache

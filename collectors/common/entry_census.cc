@@ -1,0 +1,165 @@
+#include "collectors/common/entry_census.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace gocache {
+namespace {
+
+using buildcache::EntryType;
+
+constexpr int64_t kNanos = 1'000'000'000;
+
+int64_t MtimeNs(const struct stat& status) {
+  return static_cast<int64_t>(status.st_mtim.tv_sec) * kNanos + status.st_mtim.tv_nsec;
+}
+
+size_t AgeBucket(double age) {
+  size_t i = 0;
+  while (i < kAgeBuckets.size() && age > kAgeBuckets[i]) ++i;
+  return i;
+}
+
+}  // namespace
+
+CensusVisitor::CensusVisitor(CacheKind kind, int64_t scan_start_ns, const ActionIndex& previous)
+    : kind_(kind), scan_start_ns_(scan_start_ns), previous_(previous) {}
+
+void CensusVisitor::OnDirectory(std::string_view name, int depth, const struct stat& status) {
+  if (kind_ != CacheKind::kBuild || depth != 1) return;
+  const int shard = buildcache::ShardIndex(name);
+  if (shard < 0) return;
+  census_.shards_present.set(shard);
+  census_.shard_dir_bytes += static_cast<uint64_t>(status.st_size);
+}
+
+void CensusVisitor::OnFile(int dir_fd, std::string_view parent, std::string_view name, int depth,
+                           const struct stat* status) {
+  const uint64_t size = static_cast<uint64_t>(status->st_size);
+  census_.allocated_bytes += static_cast<uint64_t>(status->st_blocks) * 512;
+  const int shard = depth == 2 ? buildcache::ShardIndex(parent) : -1;
+  const EntryType type = kind_ == CacheKind::kBuild && shard >= 0
+                             ? buildcache::Classify(shard, name)
+                             : EntryType::kOther;
+  const auto t = static_cast<size_t>(type);
+  ++census_.entries[t];
+  census_.bytes[t] += size;
+  if (kind_ != CacheKind::kBuild || shard < 0) return;
+
+  const int64_t mtime_ns = MtimeNs(*status);
+  const int64_t age_ns = scan_start_ns_ - mtime_ns;
+  if (buildcache::TrimConsiders(name) &&
+      age_ns > buildcache::kTrimCutoffSeconds * kNanos) {  // mtime before the cutoff
+    ++census_.trimmable_entries;
+    census_.trimmable_bytes += size;
+  }
+  if (type == EntryType::kOther) return;
+
+  ++census_.shard_entries[shard];
+  const double age = std::max<double>(0, static_cast<double>(age_ns) / kNanos);
+  ++census_.age_counts[AgeBucket(age)];
+  census_.age_sum_seconds += age;
+  if (type == EntryType::kOutput) {
+    outputs_.emplace_back(buildcache::IdKey(name), status->st_size);
+  } else {
+    ReadAction(dir_fd, name, mtime_ns);
+  }
+}
+
+void CensusVisitor::ReadAction(int dir_fd, std::string_view name, int64_t mtime_ns) {
+  const uint64_t key = buildcache::IdKey(name);
+  const auto known =
+      std::lower_bound(previous_.begin(), previous_.end(), key,
+                       [](const IndexedAction& entry, uint64_t k) { return entry.key < k; });
+  if (known != previous_.end() && known->key == key && known->mtime_ns == mtime_ns) {
+    actions_.push_back(*known);
+    return;
+  }
+
+  // One read of one byte more than an entry, to tell a long file from a
+  // complete one, as the go command does.
+  char buf[buildcache::kActionEntrySize + 1];
+  const std::string file(name);
+  const int fd = OpenNoAtime(dir_fd, file.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC, noatime_);
+  if (fd < 0) {
+    if (errno != ENOENT) {  // ENOENT: trimmed while we looked
+      ++read_errors_;
+      if (first_read_error_.empty()) first_read_error_ = file + ": " + std::strerror(errno);
+    }
+    return;
+  }
+  size_t got = 0;
+  while (got < sizeof buf) {
+    const ssize_t n = read(fd, buf + got, sizeof buf - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  close(fd);
+  ++actions_read_;
+  const auto entry = buildcache::ParseActionEntry(std::string_view(buf, got),
+                                                  name.substr(0, buildcache::kHexIdSize));
+  actions_.push_back(entry ? IndexedAction{key, mtime_ns, entry->output_key, entry->output_size}
+                           : IndexedAction{key, mtime_ns, 0, IndexedAction::kCorrupt});
+}
+
+CacheCensus FinishCensus(std::vector<CensusVisitor>& visitors, ActionIndex& index) {
+  CacheCensus total;
+  size_t action_count = 0, output_count = 0;
+  for (const auto& v : visitors) {
+    action_count += v.actions_.size();
+    output_count += v.outputs_.size();
+  }
+  index.clear();
+  index.reserve(action_count);
+  std::vector<std::pair<uint64_t, int64_t>> outputs;
+  outputs.reserve(output_count);
+  for (auto& v : visitors) {
+    const CacheCensus& part = v.census_;
+    for (size_t t = 0; t < 3; ++t) {
+      total.entries[t] += part.entries[t];
+      total.bytes[t] += part.bytes[t];
+    }
+    total.allocated_bytes += part.allocated_bytes;
+    total.shards_present |= part.shards_present;
+    for (size_t s = 0; s < 256; ++s) total.shard_entries[s] += part.shard_entries[s];
+    total.shard_dir_bytes += part.shard_dir_bytes;
+    for (size_t b = 0; b < total.age_counts.size(); ++b) total.age_counts[b] += part.age_counts[b];
+    total.age_sum_seconds += part.age_sum_seconds;
+    total.trimmable_entries += part.trimmable_entries;
+    total.trimmable_bytes += part.trimmable_bytes;
+    index.insert(index.end(), v.actions_.begin(), v.actions_.end());
+    outputs.insert(outputs.end(), v.outputs_.begin(), v.outputs_.end());
+    std::vector<IndexedAction>().swap(v.actions_);
+    std::vector<std::pair<uint64_t, int64_t>>().swap(v.outputs_);
+  }
+  std::sort(index.begin(), index.end(),
+            [](const IndexedAction& a, const IndexedAction& b) { return a.key < b.key; });
+  std::sort(outputs.begin(), outputs.end());
+
+  std::vector<bool> referenced(outputs.size());
+  for (const auto& action : index) {
+    if (action.output_size == IndexedAction::kCorrupt) {
+      ++total.corrupt;
+      continue;
+    }
+    const auto it = std::lower_bound(
+        outputs.begin(), outputs.end(), action.output_key,
+        [](const std::pair<uint64_t, int64_t>& output, uint64_t k) { return output.first < k; });
+    if (it == outputs.end() || it->first != action.output_key) {
+      ++total.action_without_output;
+      continue;
+    }
+    referenced[static_cast<size_t>(it - outputs.begin())] = true;
+    if (it->second != action.output_size) ++total.size_mismatch;
+  }
+  total.output_without_action =
+      static_cast<uint64_t>(std::count(referenced.begin(), referenced.end(), false));
+  return total;
+}
+
+}  // namespace gocache

@@ -1,0 +1,98 @@
+// What a scan learns about a cache's entries, tallied during the same walk:
+// entries and bytes by type, shard spread, broken entries, ages, and what the
+// go command's next trim would delete. Shared by the density collector and the
+// companion commands.
+#pragma once
+
+#include <sys/stat.h>
+
+#include <array>
+#include <bitset>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "collectors/common/build_cache.h"
+#include "collectors/common/cache_dir.h"
+#include "collectors/common/cache_scanner.h"
+
+namespace gocache {
+
+// Upper bounds (seconds) of gocache_entry_age_seconds.
+inline constexpr std::array<double, 8> kAgeBuckets = {3600,   21600,  86400,   172800,
+                                                      432000, 604800, 1209600, 2592000};
+
+struct CacheCensus {
+  // Indexed by buildcache::EntryType.
+  std::array<uint64_t, 3> entries{};
+  std::array<uint64_t, 3> bytes{};
+  uint64_t allocated_bytes = 0;  // st_blocks * 512 over all files
+
+  std::bitset<256> shards_present;
+  std::array<uint32_t, 256> shard_entries{};  // actions and outputs per shard
+  uint64_t shard_dir_bytes = 0;
+
+  uint64_t corrupt = 0;
+  uint64_t action_without_output = 0;
+  uint64_t output_without_action = 0;
+  uint64_t size_mismatch = 0;
+
+  // Actions and outputs by age; counts per bucket (not cumulative), the last
+  // one past kAgeBuckets.
+  std::array<uint64_t, kAgeBuckets.size() + 1> age_counts{};
+  double age_sum_seconds = 0;
+
+  uint64_t trimmable_entries = 0;
+  uint64_t trimmable_bytes = 0;
+  std::optional<int64_t> last_trim_unix;
+};
+
+// An action entry as a previous scan read it: entries are immutable apart
+// from their mtime, so a rescan re-reads only new ones and those whose mtime
+// changed. 32 bytes an entry, sorted by key.
+struct IndexedAction {
+  uint64_t key;
+  int64_t mtime_ns;
+  uint64_t output_key;
+  int64_t output_size;  // kCorrupt when the entry did not parse
+  static constexpr int64_t kCorrupt = -1;
+};
+using ActionIndex = std::vector<IndexedAction>;
+
+// One thread's share of the census.
+class CensusVisitor final : public ScanVisitor {
+ public:
+  CensusVisitor(CacheKind kind, int64_t scan_start_ns, const ActionIndex& previous);
+
+  bool wants_file_status() const override { return true; }
+  void OnFile(int dir_fd, std::string_view parent, std::string_view name, int depth,
+              const struct stat* status) override;
+  void OnDirectory(std::string_view name, int depth, const struct stat& status) override;
+
+  uint64_t read_errors() const { return read_errors_; }
+  const std::string& first_read_error() const { return first_read_error_; }
+  uint64_t actions_read() const { return actions_read_; }
+
+ private:
+  friend CacheCensus FinishCensus(std::vector<CensusVisitor>& visitors, ActionIndex& index);
+  void ReadAction(int dir_fd, std::string_view name, int64_t mtime_ns);
+
+  const CacheKind kind_;
+  const int64_t scan_start_ns_;
+  const ActionIndex& previous_;
+  bool noatime_ = true;
+  CacheCensus census_;
+  std::vector<IndexedAction> actions_;
+  std::vector<std::pair<uint64_t, int64_t>> outputs_;  // key, size
+  uint64_t read_errors_ = 0;
+  std::string first_read_error_;
+  uint64_t actions_read_ = 0;
+};
+
+// Adds the threads' shares up and matches actions with outputs. `index`
+// becomes the action index for the next scan.
+CacheCensus FinishCensus(std::vector<CensusVisitor>& visitors, ActionIndex& index);
+
+}  // namespace gocache

@@ -1,0 +1,196 @@
+#include "collectors/density/density_collector.h"
+
+#include <cmath>
+
+#include "collectors/common/metric_family.h"
+#include "collectors/common/scan_service.h"
+
+namespace gocache::density {
+
+std::optional<ShardSpread> SpreadOf(const CacheCensus& census) {
+  const size_t n = census.shards_present.count();
+  if (n == 0) return std::nullopt;
+  ShardSpread spread{static_cast<double>(n), 1e300, 0, 0, 0, std::nullopt};
+  double sum = 0;
+  for (size_t s = 0; s < 256; ++s) {
+    if (!census.shards_present[s]) continue;
+    const double count = census.shard_entries[s];
+    spread.min = std::min(spread.min, count);
+    spread.max = std::max(spread.max, count);
+    sum += count;
+  }
+  spread.mean = sum / static_cast<double>(n);
+  double squares = 0;
+  for (size_t s = 0; s < 256; ++s) {
+    if (!census.shards_present[s]) continue;
+    const double d = census.shard_entries[s] - spread.mean;
+    squares += d * d;
+  }
+  spread.stddev = std::sqrt(squares / static_cast<double>(n));
+  if (spread.mean > 0) spread.imbalance = spread.stddev / spread.mean;
+  return spread;
+}
+
+std::optional<double> SlackRatio(uint64_t apparent, uint64_t allocated) {
+  if (allocated == 0) return std::nullopt;
+  return 1.0 - static_cast<double>(apparent) / static_cast<double>(allocated);
+}
+
+namespace {
+
+using prometheus::MetricType;
+
+constexpr const char* kTypeNames[] = {"action", "output", "other"};
+
+// Family indexes, in exposition order.
+enum Family {
+  kEntries,
+  kEntryBytes,
+  kAllocated,
+  kSlack,
+  kShards,
+  kShardMin,
+  kShardMax,
+  kShardMean,
+  kShardStddev,
+  kShardImbalance,
+  kShardDirBytes,
+  kOrphans,
+  kCorrupt,
+  kAge,
+  kTrimmableEntries,
+  kTrimmableBytes,
+  kLastTrim,
+  kScanDuration,
+  kScanErrors,
+};
+
+std::vector<prometheus::MetricFamily> EmptyFamilies() {
+  const auto gauge = [](const char* name, const char* help) {
+    return MakeFamily(name, help, MetricType::Gauge);
+  };
+  return {
+      gauge("gocache_entries",
+            "Files in the cache by type: action (<64 hex>-a), output (<64 hex>-d), other."),
+      gauge("gocache_entry_bytes", "Apparent size (st_size) of the cache's files by type."),
+      gauge("gocache_allocated_bytes", "Allocated size (st_blocks * 512) of the cache's files."),
+      gauge("gocache_slack_ratio",
+            "1 - apparent / allocated bytes: space lost to block rounding of small files."),
+      gauge("gocache_shards", "Shard directories present (a healthy cache has 256: 00 to ff)."),
+      gauge("gocache_shard_entries_min", "Fewest entries in a shard directory."),
+      gauge("gocache_shard_entries_max", "Most entries in a shard directory."),
+      gauge("gocache_shard_entries_mean", "Mean entries per shard directory."),
+      gauge("gocache_shard_entries_stddev",
+            "Standard deviation of the entries per shard directory."),
+      gauge("gocache_shard_imbalance_ratio", "Standard deviation over mean of entries per shard."),
+      gauge("gocache_shard_dir_bytes",
+            "st_size summed over the shard directories (grows with churn, never shrinks on ext4)."),
+      gauge("gocache_orphan_entries",
+            "Broken pairs: action_without_output, output_without_action, size_mismatch (the go "
+            "command treats the action as a miss)."),
+      gauge("gocache_corrupt_entries",
+            "Action entries that do not parse as the go command's entry format."),
+      MakeFamily("gocache_entry_age_seconds",
+                 "Actions and outputs by time since last use (mtime), at the scan's start.",
+                 MetricType::Histogram),
+      gauge("gocache_trimmable_entries",
+            "Entries unused for longer than the go command's trim limit (5 days + 1 hour): what "
+            "its next trim deletes."),
+      gauge("gocache_trimmable_bytes", "Bytes of the trimmable entries."),
+      gauge("gocache_last_trim_timestamp_seconds",
+            "Unix time of the go command's last trim, from trim.txt."),
+      gauge("gocache_scan_duration_seconds", "Wall time of the last complete scan."),
+      MakeFamily("gocache_scan_errors_total", "Files or directories the scans could not read.",
+                 MetricType::Counter),
+  };
+}
+
+void RenderBuildCache(const std::string& path, const ScanSnapshot& scan, const CacheCensus& c,
+                      std::vector<prometheus::MetricFamily>& f) {
+  const auto d = [](uint64_t v) { return static_cast<double>(v); };
+  const Labels labels = {{"path", path}};
+  const auto with = [&path](const char* name, const char* value) {
+    return Labels{{"path", path}, {name, value}};
+  };
+  for (size_t t = 0; t < 3; ++t) {
+    AddSample(f[kEntries], with("type", kTypeNames[t]), d(c.entries[t]));
+    AddSample(f[kEntryBytes], with("type", kTypeNames[t]), d(c.bytes[t]));
+  }
+  AddSample(f[kAllocated], labels, d(c.allocated_bytes));
+  const uint64_t apparent = c.bytes[0] + c.bytes[1] + c.bytes[2];
+  if (auto slack = SlackRatio(apparent, c.allocated_bytes)) AddSample(f[kSlack], labels, *slack);
+  AddSample(f[kShards], labels, d(c.shards_present.count()));
+  if (auto spread = SpreadOf(c)) {
+    AddSample(f[kShardMin], labels, spread->min);
+    AddSample(f[kShardMax], labels, spread->max);
+    AddSample(f[kShardMean], labels, spread->mean);
+    AddSample(f[kShardStddev], labels, spread->stddev);
+    if (spread->imbalance) AddSample(f[kShardImbalance], labels, *spread->imbalance);
+  }
+  AddSample(f[kShardDirBytes], labels, d(c.shard_dir_bytes));
+  AddSample(f[kOrphans], with("type", "action_without_output"), d(c.action_without_output));
+  AddSample(f[kOrphans], with("type", "output_without_action"), d(c.output_without_action));
+  AddSample(f[kOrphans], with("type", "size_mismatch"), d(c.size_mismatch));
+  AddSample(f[kCorrupt], labels, d(c.corrupt));
+  AddHistogram(f[kAge], labels, {kAgeBuckets.begin(), kAgeBuckets.end()},
+               {c.age_counts.begin(), c.age_counts.end()}, c.age_sum_seconds);
+  AddSample(f[kTrimmableEntries], labels, d(c.trimmable_entries));
+  AddSample(f[kTrimmableBytes], labels, d(c.trimmable_bytes));
+  if (c.last_trim_unix) AddSample(f[kLastTrim], labels, static_cast<double>(*c.last_trim_unix));
+  AddSample(f[kScanDuration], labels, scan.walk.duration_seconds);
+  AddSample(f[kScanErrors], labels, d(scan.errors_total));
+}
+
+class DensityCollector final : public Collector {
+ public:
+  explicit DensityCollector(const CollectorContext& context)
+      : caches_(context.caches), scans_(context.scans) {}
+
+  CollectResult Update() override {
+    CollectResult result;
+    auto families = EmptyFamilies();
+    for (const auto& cache : caches_) {
+      const auto scan = scans_->Latest(cache.path);
+      if (!scan) continue;  // the first scan has not finished yet
+      if (!scan->census) {
+        result.errors.push_back("scan " + scan->walk.root_error);
+        continue;
+      }
+      if (cache.kind == CacheKind::kBuild) {
+        RenderBuildCache(cache.path, *scan, *scan->census, families);
+      } else {
+        AddSample(families[kEntryBytes], {{"path", cache.path}, {"type", "other"}},
+                  static_cast<double>(scan->census->bytes[2]));
+      }
+      if (scan->walk.errors > 0) {
+        result.errors.push_back("scan " + cache.path + ": " + std::to_string(scan->walk.errors) +
+                                " entries could not be read, first " + scan->walk.first_error);
+      }
+    }
+    AppendNonEmpty(result.families, std::move(families));
+    return result;
+  }
+
+ private:
+  const std::vector<CacheDir> caches_;
+  const std::shared_ptr<const ScanService> scans_;
+};
+
+}  // namespace
+
+CollectorInfo Info() {
+  return CollectorInfo{
+      .name = "density",
+      .help = "entry types, shard spread, slack, broken and trimmable entries of each build cache",
+      .enabled_by_default = true,
+      .add_flags = nullptr,
+      .validate_flags = nullptr,
+      .schedule = [](const cxxopts::ParseResult&) { return Schedule::AtScrape(); },
+      .factory = [](const CollectorContext& context) -> std::unique_ptr<Collector> {
+        return std::make_unique<DensityCollector>(context);
+      },
+      .scan_depth = ScanDepth::kCensus,
+  };
+}
+
+}  // namespace gocache::density
