@@ -31,6 +31,13 @@ int64_t NowNs() {
 
 }  // namespace
 
+std::string ScanProblem(const std::string& path, const ScanSnapshot& scan) {
+  if (!scan.walk.root_readable) return "scan " + scan.walk.root_error;
+  if (scan.walk.errors == 0) return "";
+  return "scan " + path + ": " + std::to_string(scan.walk.errors) +
+         " entries could not be read, first " + scan.walk.first_error;
+}
+
 ScanService::ScanService(std::vector<CacheDir> caches, std::chrono::milliseconds interval,
                          ScanDepth depth, int threads)
     : interval_(interval), shared_(std::make_shared<Shared>()) {

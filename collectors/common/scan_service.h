@@ -32,6 +32,10 @@ struct ScanSnapshot {
   uint64_t errors_total = 0;          // unreadable entries over every scan so far
 };
 
+// Why a scan is not a complete success, worded for a collector's errors;
+// empty when it is.
+std::string ScanProblem(const std::string& path, const ScanSnapshot& scan);
+
 class ScanService {
  public:
   ScanService(std::vector<CacheDir> caches, std::chrono::milliseconds interval, ScanDepth depth,

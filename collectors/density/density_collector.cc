@@ -152,19 +152,15 @@ class DensityCollector final : public Collector {
     for (const auto& cache : caches_) {
       const auto scan = scans_->Latest(cache.path);
       if (!scan) continue;  // the first scan has not finished yet
-      if (!scan->census) {
-        result.errors.push_back("scan " + scan->walk.root_error);
-        continue;
+      if (auto problem = ScanProblem(cache.path, *scan); !problem.empty()) {
+        result.errors.push_back(std::move(problem));
       }
+      if (!scan->census) continue;
       if (cache.kind == CacheKind::kBuild) {
         RenderBuildCache(cache.path, *scan, *scan->census, families);
       } else {
         AddSample(families[kEntryBytes], {{"path", cache.path}, {"type", "other"}},
                   static_cast<double>(scan->census->bytes[2]));
-      }
-      if (scan->walk.errors > 0) {
-        result.errors.push_back("scan " + cache.path + ": " + std::to_string(scan->walk.errors) +
-                                " entries could not be read, first " + scan->walk.first_error);
       }
     }
     AppendNonEmpty(result.families, std::move(families));

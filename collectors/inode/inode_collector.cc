@@ -131,19 +131,15 @@ class InodeCollector final : public Collector {
 
     const auto scan = scans_->Latest(cache.path);
     if (!scan) return;  // the first background scan has not finished yet
-    const ScanResult& walk = scan->walk;
-    if (!walk.root_readable) {
-      errors.push_back("scan " + walk.root_error);
-      return;
+    if (auto problem = ScanProblem(cache.path, *scan); !problem.empty()) {
+      errors.push_back(std::move(problem));
     }
+    const ScanResult& walk = scan->walk;
+    if (!walk.root_readable) return;
     const Labels dir_labels = {{"path", cache.path}, {"kind", kind}};
     AddSample(families[kDirInodes], dir_labels, static_cast<double>(walk.inodes));
     if (auto share = InodeShareRatio(walk.inodes, fs.f_files, fs.f_ffree)) {
       AddSample(families[kDirShare], dir_labels, *share);
-    }
-    if (walk.errors > 0) {
-      errors.push_back("scan " + cache.path + ": " + std::to_string(walk.errors) +
-                       " entries could not be read, first " + walk.first_error);
     }
   }
 

@@ -321,3 +321,187 @@ class TempDirTest(unittest.TestCase):
                 except OSError:
                     pass
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+# --- build caches with known contents --------------------------------------
+
+DAY = 86400
+AGE_BUCKETS = [3600, 21600, 86400, 172800, 432000, 604800, 1209600, 2592000]
+TRIM_CUTOFF = 5 * DAY + 3600  # the go command's trimLimit + mtimeInterval
+
+
+def hex_id(seed, shard=None):
+    """A deterministic 64-hex ID, in the given shard when one is given."""
+    import hashlib
+    h = hashlib.sha256(seed.encode()).hexdigest()
+    return h if shard is None else f"{shard:02x}" + h[2:]
+
+
+def action_entry(action_id, output_id, size, time_ns=1_700_000_000_000_000_000):
+    """An action entry exactly as the go command writes it."""
+    return f"v1 {action_id} {output_id} {size:20d} {time_ns:20d}\n".encode()
+
+
+def parse_action_entry(data, file_id):
+    """(output_id, size), or None where the go command would see a miss."""
+    m = re.fullmatch(rb"v1 ([0-9a-fA-F]{64}) ([0-9a-fA-F]{64}) ( *[+-]?\d+) ( *[+-]?\d+)\n", data)
+    if not m or m.group(1).decode().lower() != file_id.lower():
+        return None
+    size, when = int(m.group(3)), int(m.group(4))
+    if size < 0 or when < 0 or size >= 1 << 63 or when >= 1 << 63:
+        return None
+    return m.group(2).decode().lower(), size
+
+
+def expected_orphans(cache):
+    """Counts of broken entries, computed independently of the exporter."""
+    actions, outputs = {}, {}
+    for shard in os.listdir(cache):
+        if not re.fullmatch(r"[0-9a-f]{2}", shard):
+            continue
+        for name in os.listdir(os.path.join(cache, shard)):
+            m = re.fullmatch(r"([0-9a-f]{64})-([ad])", name)
+            if not m or m.group(1)[:2] != shard:
+                continue
+            path = os.path.join(cache, shard, name)
+            if m.group(2) == "a":
+                with open(path, "rb") as f:
+                    actions[m.group(1)] = parse_action_entry(f.read(), m.group(1))
+            else:
+                outputs[m.group(1)] = os.path.getsize(path)
+    counts = {"corrupt": 0, "action_without_output": 0, "size_mismatch": 0}
+    referenced = set()
+    for parsed in actions.values():
+        if parsed is None:
+            counts["corrupt"] += 1
+        elif parsed[0] not in outputs:
+            counts["action_without_output"] += 1
+        else:
+            referenced.add(parsed[0])
+            if outputs[parsed[0]] != parsed[1]:
+                counts["size_mismatch"] += 1
+    counts["output_without_action"] = len(set(outputs) - referenced)
+    return counts
+
+
+def sum_find(path, fmt, *predicates):
+    """Sum of a numeric `find -printf` field over what the predicates select."""
+    out = subprocess.run([tool("find"), path, *predicates, "-printf", fmt + "\n"],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    return sum(int(x) for x in out.split())
+
+
+# The ages synthetic entries cycle through, chosen well inside their buckets.
+SYNTHETIC_AGES = [600, 3 * 3600, 12 * 3600, 36 * 3600, 3 * DAY, 5.5 * DAY, 6.5 * DAY, 10 * DAY,
+                  20 * DAY, 40 * DAY]
+
+
+def make_synthetic_cache(root, pairs, shards=256, missing_outputs=0, orphan_outputs=0,
+                         mismatches=0, corrupt=0, shared_outputs=0, trim_time=1700000000,
+                         now=None):
+    """A build cache with known contents: `pairs` good action/output pairs
+    spread over `shards` shard directories, plus the given numbers of broken
+    entries, aged through SYNTHETIC_AGES. Returns what every density metric
+    must then say."""
+    import time as _time
+    now = _time.time() if now is None else now
+    os.makedirs(root)
+    files = []  # (path, type, size, age, shard or None)
+
+    def put(rel, data, kind, age, shard):
+        path = os.path.join(root, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+        os.utime(path, (now - age, now - age))
+        files.append((rel, kind, len(data), age, shard))
+
+    for s in range(shards):
+        os.mkdir(os.path.join(root, f"{s:02x}"))
+    counter = [0]
+
+    def next_ids():
+        i = counter[0]
+        counter[0] += 1
+        age = SYNTHETIC_AGES[i % len(SYNTHETIC_AGES)]
+        a = hex_id(f"action{i}", i % shards)
+        o = hex_id(f"output{i}", (i * 7 + 3) % shards)
+        return a, o, age, i
+
+    def put_action(a, o, size, age):
+        put(f"{a[:2]}/{a}-a", action_entry(a, o, size), "action", age, int(a[:2], 16))
+
+    def put_output(o, size, age):
+        put(f"{o[:2]}/{o}-d", b"o" * size, "output", age, int(o[:2], 16))
+
+    for _ in range(pairs):
+        a, o, age, i = next_ids()
+        # Most outputs are small; one in 16 is up to 64 KiB.
+        size = (i * 7919) % (65536 if i % 16 == 0 else 2048)
+        put_action(a, o, size, age)
+        put_output(o, size, age)
+    for _ in range(shared_outputs):  # a second action naming an existing output
+        a, _, age, i = next_ids()
+        o = hex_id("output0", 3 % shards)
+        put_action(a, o, 0, age)
+    for _ in range(missing_outputs):
+        a, o, age, _ = next_ids()
+        put_action(a, o, 100, age)
+    for _ in range(orphan_outputs):
+        _, o, age, _ = next_ids()
+        put_output(o, 10, age)
+    for _ in range(mismatches):
+        a, o, age, _ = next_ids()
+        put_action(a, o, 50, age)
+        put_output(o, 49, age)  # a torn write
+    bad_contents = [lambda a, o: b"", lambda a, o: action_entry(a, o, 1)[:-1],
+                    lambda a, o: action_entry(a, o, 1) + b"x",
+                    lambda a, o: b"v2" + action_entry(a, o, 1)[2:],
+                    lambda a, o: action_entry(hex_id("other", int(a[:2], 16)), o, 1),
+                    lambda a, o: action_entry(a, o, -1)]
+    for j in range(corrupt):
+        a, o, age, _ = next_ids()
+        put(f"{a[:2]}/{a}-a", bad_contents[j % len(bad_contents)](a, o), "action", age,
+            int(a[:2], 16))
+
+    # What is not an entry: files the go command keeps beside them, a stray
+    # "-a" name and a misplaced entry (both of which its trim would delete),
+    # and a fuzz corpus.
+    put("README", b"This directory holds cached build artifacts from the Go build system.\n",
+        "other", 40 * DAY, None)
+    if trim_time is not None:
+        put("trim.txt", f"{trim_time}\n".encode(), "other", 40 * DAY, None)
+    put("00/stray-a", b"?", "other", 10 * DAY, 0)
+    misplaced = hex_id("misplaced", 1 % shards)
+    put(f"00/{misplaced}-d", b"m" * 3, "other", 10 * DAY, 0)
+    put("fuzz/example.com/pkg/FuzzX/seed", b"go test fuzz v1\n", "other", 40 * DAY, None)
+
+    types = ("action", "output", "other")
+    expected = {
+        "entries": {t: sum(1 for f in files if f[1] == t) for t in types},
+        "entry_bytes": {t: sum(f[2] for f in files if f[1] == t) for t in types},
+        "shards": shards,
+        "corrupt": corrupt,
+        "action_without_output": missing_outputs,
+        "output_without_action": orphan_outputs,
+        "size_mismatch": mismatches,
+        "trimmable_entries": 0, "trimmable_bytes": 0,
+        "last_trim": trim_time,
+    }
+    per_shard = [0] * shards
+    ages = []
+    for rel, kind, size, age, shard in files:
+        if shard is not None and (rel.endswith("-a") or rel.endswith("-d")) and age > TRIM_CUTOFF:
+            expected["trimmable_entries"] += 1
+            expected["trimmable_bytes"] += size
+        if kind in ("action", "output"):
+            per_shard[shard] += 1
+            ages.append(age)
+    mean = sum(per_shard) / shards
+    expected["shard_min"], expected["shard_max"] = min(per_shard), max(per_shard)
+    expected["shard_mean"] = mean
+    expected["shard_stddev"] = (sum((c - mean) ** 2 for c in per_shard) / shards) ** 0.5
+    expected["age_buckets"] = [sum(1 for a in ages if a <= b) for b in AGE_BUCKETS]
+    expected["age_count"] = len(ages)
+    expected["age_sum_at_creation"] = sum(ages)
+    return expected
