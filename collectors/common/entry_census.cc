@@ -65,8 +65,12 @@ void CensusVisitor::OnFile(int dir_fd, std::string_view parent, std::string_view
   census_.age_sum_seconds += age;
   if (type == EntryType::kOutput) {
     outputs_.emplace_back(buildcache::IdKey(name), status->st_size);
-  } else {
+  } else if (S_ISREG(status->st_mode)) {
     ReadAction(dir_fd, name, mtime_ns);
+  } else {
+    // A FIFO, socket or symbolic link under an entry's name: never opened
+    // (a FIFO would block the scan; links are not followed), never valid.
+    actions_.push_back({buildcache::IdKey(name), mtime_ns, 0, IndexedAction::kCorrupt});
   }
 }
 
@@ -83,12 +87,18 @@ void CensusVisitor::ReadAction(int dir_fd, std::string_view name, int64_t mtime_
   // One read of one byte more than an entry, to tell a long file from a
   // complete one, as the go command does.
   char buf[buildcache::kActionEntrySize + 1];
-  const std::string file(name);
-  const int fd = OpenNoAtime(dir_fd, file.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC, noatime_);
+  char file[buildcache::kHexIdSize + 3];  // "<64 hex>-a" and its NUL
+  name.copy(file, sizeof file - 1);
+  file[std::min(name.size(), sizeof file - 1)] = '\0';
+  // O_NONBLOCK: should the file have become a FIFO since it was stat'ed.
+  const int fd =
+      OpenNoAtime(dir_fd, file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, noatime_);
   if (fd < 0) {
     if (errno != ENOENT) {  // ENOENT: trimmed while we looked
       ++read_errors_;
-      if (first_read_error_.empty()) first_read_error_ = file + ": " + std::strerror(errno);
+      if (first_read_error_.empty()) {
+        first_read_error_ = std::string(file) + ": " + std::strerror(errno);
+      }
     }
     return;
   }

@@ -6,7 +6,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -383,6 +386,171 @@ TEST(ScanTreeTest, UnreadableSubdirectoryCountsAnError) {
   // some user namespaces, the switch fails and only the above is checked.)
   ScanResult as_nobody;
   if (ScanAsFsuid(65534, tree.root, as_nobody)) ExpectLockedDirectoryError(as_nobody);
+}
+
+// The multi-threaded walk: what one visitor saw, and on which threads.
+class CollectingVisitor : public ScanVisitor {
+ public:
+  bool wants_file_status() const override { return true; }
+  void OnFile(int, std::string_view parent, std::string_view name, int depth,
+              const struct stat* status) override {
+    files.push_back(std::string(parent) + "/" + std::string(name));
+    if (depth == 1) root_files.push_back(std::string(name));
+    if (status == nullptr) ++without_status;
+    threads.insert(std::this_thread::get_id());
+  }
+  void OnDirectory(std::string_view name, int, const struct stat&) override {
+    directories.push_back(std::string(name));
+    threads.insert(std::this_thread::get_id());
+  }
+  std::vector<std::string> files;  // "parent/name"
+  std::vector<std::string> root_files;
+  std::vector<std::string> directories;
+  std::set<std::thread::id> threads;
+  int without_status = 0;
+};
+
+// A build-cache-like tree: 256 shard directories of one file each, README
+// and trim.txt at the root, and fuzz/x/y. Built once for the suite (creating
+// files is slow on some filesystems).
+struct ShardedTree {
+  explicit ShardedTree(const TempDir& tmp) {
+    root = tmp.MakeDir("cache");
+    char shard[8];
+    for (int s = 0; s < 256; ++s) {
+      std::snprintf(shard, sizeof shard, "%02x", s);
+      tmp.MakeDir(std::string("cache/") + shard);
+      const std::string name = std::string(shard) + Hex64('0').substr(2) + "-d";
+      tmp.WriteFile(std::string("cache/") + shard + "/" + name, "e");
+      files.insert(std::string(shard) + "/" + name);
+    }
+    tmp.WriteFile("cache/README", "readme");
+    tmp.WriteFile("cache/trim.txt", "1700000000");
+    tmp.MakeDir("cache/fuzz/x");
+    tmp.WriteFile("cache/fuzz/x/y", "corpus");
+    files.insert({"/README", "/trim.txt", "x/y"});
+  }
+  std::string root;
+  std::set<std::string> files;
+  static constexpr uint64_t kInodes = 1 + 256 + 256 + 2 + 3;
+  static constexpr uint64_t kDirectories = 1 + 256 + 2;
+};
+
+class ScanTreeThreadsTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    tmp_ = new TempDir;
+    tree_ = new ShardedTree(*tmp_);
+  }
+  static void TearDownTestSuite() {
+    delete tree_;
+    delete tmp_;
+    tree_ = nullptr;
+    tmp_ = nullptr;
+  }
+  static TempDir* tmp_;
+  static ShardedTree* tree_;
+};
+TempDir* ScanTreeThreadsTest::tmp_ = nullptr;
+ShardedTree* ScanTreeThreadsTest::tree_ = nullptr;
+
+TEST_F(ScanTreeThreadsTest, SameCountsAndEveryFileOnce) {
+  const ShardedTree& tree = *tree_;
+  ASSERT_EQ(FindCount(tree.root), ShardedTree::kInodes);
+  const auto single = ScanTree(tree.root, nullptr, kNeverStop);
+  ASSERT_EQ(single.inodes, ShardedTree::kInodes);
+
+  for (size_t n : {2u, 4u}) {
+    SCOPED_TRACE(std::to_string(n) + " visitors");
+    std::vector<CollectingVisitor> visitors(n);
+    std::vector<ScanVisitor*> pointers;
+    for (auto& v : visitors) pointers.push_back(&v);
+    const auto result = ScanTree(tree.root, pointers, kNeverStop);
+    EXPECT_TRUE(result.root_readable);
+    EXPECT_EQ(result.inodes, single.inodes);
+    EXPECT_EQ(result.directories, single.directories);
+    EXPECT_EQ(result.directories, ShardedTree::kDirectories);
+    EXPECT_EQ(result.errors, 0u) << result.first_error;
+
+    std::map<std::string, int> seen_files, seen_dirs;
+    for (size_t i = 0; i < n; ++i) {
+      for (const auto& file : visitors[i].files) ++seen_files[file];
+      for (const auto& dir : visitors[i].directories) ++seen_dirs[dir];
+      EXPECT_EQ(visitors[i].without_status, 0) << "visitor " << i;
+      // Each visitor is called from one thread only, its own.
+      EXPECT_LE(visitors[i].threads.size(), 1u) << "visitor " << i;
+      for (size_t j = 0; j < i; ++j) {
+        for (const auto& id : visitors[i].threads) {
+          EXPECT_EQ(visitors[j].threads.count(id), 0u) << "visitors " << j << " and " << i;
+        }
+      }
+    }
+    std::set<std::string> got;
+    for (const auto& [file, times] : seen_files) {
+      EXPECT_EQ(times, 1) << file;
+      got.insert(file);
+    }
+    EXPECT_EQ(got, tree.files);
+    EXPECT_EQ(seen_dirs.size(), 256u + 2);  // the shards, fuzz and x
+    for (const auto& [dir, times] : seen_dirs) EXPECT_EQ(times, 1) << dir;
+    EXPECT_EQ(1 + seen_files.size() + seen_dirs.size(), result.inodes);
+
+    // The root's own entries go to visitor 0.
+    const std::vector<std::string> want_root = {"README", "trim.txt"};
+    auto root_files = visitors[0].root_files;
+    std::sort(root_files.begin(), root_files.end());
+    EXPECT_EQ(root_files, want_root);
+    for (size_t i = 1; i < n; ++i) EXPECT_TRUE(visitors[i].root_files.empty()) << i;
+  }
+}
+
+TEST_F(ScanTreeThreadsTest, NullVisitorsOnlyCount) {
+  const ShardedTree& tree = *tree_;
+  const auto counted = ScanTree(tree.root, std::vector<ScanVisitor*>(4, nullptr), kNeverStop);
+  EXPECT_EQ(counted.inodes, ShardedTree::kInodes);
+  EXPECT_EQ(counted.directories, ShardedTree::kDirectories);
+  const auto none = ScanTree(tree.root, std::vector<ScanVisitor*>{}, kNeverStop);
+  EXPECT_EQ(none.inodes, ShardedTree::kInodes);
+
+  // A visitor next to a null one sees the root's entries and only part of
+  // the rest, never more than all of it.
+  CollectingVisitor visitor;
+  const auto mixed = ScanTree(tree.root, {&visitor, nullptr}, kNeverStop);
+  EXPECT_EQ(mixed.inodes, ShardedTree::kInodes);
+  EXPECT_EQ(visitor.root_files.size(), 2u);
+  EXPECT_LE(visitor.files.size(), tree.files.size());
+  const std::set<std::string> distinct(visitor.files.begin(), visitor.files.end());
+  EXPECT_EQ(distinct.size(), visitor.files.size());
+}
+
+TEST_F(ScanTreeThreadsTest, StopBeforeFirstDirectory) {
+  const ShardedTree& tree = *tree_;
+  std::vector<CollectingVisitor> visitors(4);
+  std::vector<ScanVisitor*> pointers;
+  for (auto& v : visitors) pointers.push_back(&v);
+  std::atomic<int> polls{0};
+  const std::function<bool()> stop = [&polls] {
+    ++polls;
+    return true;
+  };
+  const auto result = ScanTree(tree.root, pointers, stop);
+  EXPECT_TRUE(result.root_readable);
+  EXPECT_EQ(result.inodes, 1u);
+  EXPECT_GE(polls.load(), 1);
+  for (const auto& v : visitors) {
+    EXPECT_TRUE(v.files.empty());
+    EXPECT_TRUE(v.directories.empty());
+  }
+}
+
+TEST_F(ScanTreeThreadsTest, StopPartWayCountsLess) {
+  const ShardedTree& tree = *tree_;
+  std::atomic<int> polls{0};
+  const std::function<bool()> stop = [&polls] { return ++polls > 20; };
+  const auto result = ScanTree(tree.root, std::vector<ScanVisitor*>(2, nullptr), stop);
+  EXPECT_TRUE(result.root_readable);
+  EXPECT_GT(result.inodes, 1u);
+  EXPECT_LT(result.inodes, ShardedTree::kInodes);
 }
 
 }  // namespace
