@@ -64,7 +64,8 @@ class Walker {
 
       unsigned char type = entry->d_type;
       struct stat status;
-      const bool need_status = want_status || type == DT_UNKNOWN || type == DT_DIR;
+      const bool need_status = type == DT_UNKNOWN || type == DT_DIR ||
+                               (want_status && !visitor_->StatsItself(dir_name, name, depth));
       if (need_status) {
         if (fstatat(dirfd(dir), name, &status, AT_SYMLINK_NOFOLLOW) != 0) {
           if (errno != ENOENT) ++tally_.inodes;  // listed, as find lists it

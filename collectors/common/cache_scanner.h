@@ -21,9 +21,17 @@ class ScanVisitor {
   virtual ~ScanVisitor() = default;
   // Whether OnFile needs the file's status (one fstatat per file).
   virtual bool wants_file_status() const { return false; }
+  // Whether the visitor, though it wants status, takes this file's from the
+  // file it opens anyway (fstat on the open file saves a path lookup); OnFile
+  // then gets a null status.
+  virtual bool StatsItself(std::string_view /*parent*/, std::string_view /*name*/,
+                           int /*depth*/) const {
+    return false;
+  }
   // A non-directory entry. `dir_fd` is its open parent directory, `depth` 1
   // for entries directly in the cache root, `parent` the parent's name ("" for
-  // the root). `status` is null unless wants_file_status().
+  // the root). `status` is null unless wants_file_status() and not
+  // StatsItself().
   virtual void OnFile(int dir_fd, std::string_view parent, std::string_view name, int depth,
                       const struct stat* status) = 0;
   // A directory below the root, before its entries.

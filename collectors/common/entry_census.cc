@@ -37,8 +37,55 @@ void CensusVisitor::OnDirectory(std::string_view name, int depth, const struct s
   census_.shard_dir_bytes += static_cast<uint64_t>(status.st_size);
 }
 
+const IndexedAction* CensusVisitor::Known(uint64_t key) const {
+  const auto it =
+      std::lower_bound(previous_.begin(), previous_.end(), key,
+                       [](const IndexedAction& entry, uint64_t k) { return entry.key < k; });
+  return it != previous_.end() && it->key == key ? &*it : nullptr;
+}
+
+bool CensusVisitor::StatsItself(std::string_view parent, std::string_view name, int depth) const {
+  if (kind_ != CacheKind::kBuild || depth != 2) return false;
+  const int shard = buildcache::ShardIndex(parent);
+  return shard >= 0 && buildcache::Classify(shard, name) == EntryType::kAction &&
+         Known(buildcache::IdKey(name)) == nullptr;
+}
+
+void CensusVisitor::Fail(std::string_view name, int err) {
+  if (err == ENOENT) return;  // trimmed while we looked
+  ++read_errors_;
+  if (first_read_error_.empty()) first_read_error_ = std::string(name) + ": " + std::strerror(err);
+}
+
+int CensusVisitor::OpenAndStat(int dir_fd, std::string_view name, struct stat& status) {
+  char file[buildcache::kHexIdSize + 3];  // "<64 hex>-a" and its NUL
+  const size_t n = name.copy(file, sizeof file - 1);
+  file[n] = '\0';
+  // O_NONBLOCK: a FIFO under an entry's name must not block the scan.
+  const int fd =
+      OpenNoAtime(dir_fd, file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, noatime_);
+  if (fd >= 0) {
+    if (fstat(fd, &status) == 0) return fd;
+    Fail(name, errno);
+    close(fd);
+  } else if (errno == ELOOP && fstatat(dir_fd, file, &status, AT_SYMLINK_NOFOLLOW) == 0) {
+    return -1;  // a symbolic link: counted, not followed
+  } else {
+    Fail(name, errno);
+  }
+  status.st_nlink = 0;  // marks "no status"
+  return -1;
+}
+
 void CensusVisitor::OnFile(int dir_fd, std::string_view parent, std::string_view name, int depth,
-                           const struct stat* status) {
+                           const struct stat* scanned) {
+  struct stat own;
+  int fd = -1;
+  if (scanned == nullptr) {
+    fd = OpenAndStat(dir_fd, name, own);
+    if (fd < 0 && own.st_nlink == 0) return;  // vanished or unreadable
+  }
+  const struct stat* status = scanned ? scanned : &own;
   const uint64_t size = static_cast<uint64_t>(status->st_size);
   census_.allocated_bytes += static_cast<uint64_t>(status->st_blocks) * 512;
   const int shard = depth == 2 ? buildcache::ShardIndex(parent) : -1;
@@ -66,48 +113,45 @@ void CensusVisitor::OnFile(int dir_fd, std::string_view parent, std::string_view
   if (type == EntryType::kOutput) {
     outputs_.emplace_back(buildcache::IdKey(name), status->st_size);
   } else if (S_ISREG(status->st_mode)) {
-    ReadAction(dir_fd, name, mtime_ns);
+    ReadAction(dir_fd, name, mtime_ns, fd);
+    return;
   } else {
-    // A FIFO, socket or symbolic link under an entry's name: never opened
-    // (a FIFO would block the scan; links are not followed), never valid.
+    // A FIFO, socket or symbolic link under an entry's name: never read
+    // (links are not followed), never valid.
     actions_.push_back({buildcache::IdKey(name), mtime_ns, 0, IndexedAction::kCorrupt});
   }
+  if (fd >= 0) close(fd);
 }
 
-void CensusVisitor::ReadAction(int dir_fd, std::string_view name, int64_t mtime_ns) {
+void CensusVisitor::ReadAction(int dir_fd, std::string_view name, int64_t mtime_ns, int fd) {
   const uint64_t key = buildcache::IdKey(name);
-  const auto known =
-      std::lower_bound(previous_.begin(), previous_.end(), key,
-                       [](const IndexedAction& entry, uint64_t k) { return entry.key < k; });
-  if (known != previous_.end() && known->key == key && known->mtime_ns == mtime_ns) {
-    actions_.push_back(*known);
-    return;
+  if (fd < 0) {
+    // Entries are immutable but for their mtime: an unchanged one is not
+    // read again.
+    if (const IndexedAction* known = Known(key); known && known->mtime_ns == mtime_ns) {
+      actions_.push_back(*known);
+      return;
+    }
+    struct stat status;
+    fd = OpenAndStat(dir_fd, name, status);
+    if (fd < 0) return;
+    if (!S_ISREG(status.st_mode)) {  // replaced since the scanner's stat
+      close(fd);
+      actions_.push_back({key, mtime_ns, 0, IndexedAction::kCorrupt});
+      return;
+    }
   }
-
   // One read of one byte more than an entry, to tell a long file from a
   // complete one, as the go command does.
   char buf[buildcache::kActionEntrySize + 1];
-  char file[buildcache::kHexIdSize + 3];  // "<64 hex>-a" and its NUL
-  name.copy(file, sizeof file - 1);
-  file[std::min(name.size(), sizeof file - 1)] = '\0';
-  // O_NONBLOCK: should the file have become a FIFO since it was stat'ed.
-  const int fd =
-      OpenNoAtime(dir_fd, file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, noatime_);
-  if (fd < 0) {
-    if (errno != ENOENT) {  // ENOENT: trimmed while we looked
-      ++read_errors_;
-      if (first_read_error_.empty()) {
-        first_read_error_ = std::string(file) + ": " + std::strerror(errno);
-      }
-    }
-    return;
-  }
   size_t got = 0;
   while (got < sizeof buf) {
     const ssize_t n = read(fd, buf + got, sizeof buf - got);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     got += static_cast<size_t>(n);
+    // A regular file reads short only at its end: no second read to see EOF.
+    if (got < sizeof buf) break;
   }
   close(fd);
   ++actions_read_;

@@ -67,6 +67,8 @@ class CensusVisitor final : public ScanVisitor {
   CensusVisitor(CacheKind kind, int64_t scan_start_ns, const ActionIndex& previous);
 
   bool wants_file_status() const override { return true; }
+  // Action entries not in the previous scan's index are opened anyway.
+  bool StatsItself(std::string_view parent, std::string_view name, int depth) const override;
   void OnFile(int dir_fd, std::string_view parent, std::string_view name, int depth,
               const struct stat* status) override;
   void OnDirectory(std::string_view name, int depth, const struct stat& status) override;
@@ -77,7 +79,14 @@ class CensusVisitor final : public ScanVisitor {
 
  private:
   friend CacheCensus FinishCensus(std::vector<CensusVisitor>& visitors, ActionIndex& index);
-  void ReadAction(int dir_fd, std::string_view name, int64_t mtime_ns);
+  // Opens an entry the scanner did not stat, and stats it; -1 when it cannot
+  // be opened (a symbolic link is stat'ed without being opened).
+  int OpenAndStat(int dir_fd, std::string_view name, struct stat& status);
+  // Reads and parses an action entry, from `fd` when it is open (and closes
+  // it), else from the index or a fresh open.
+  void ReadAction(int dir_fd, std::string_view name, int64_t mtime_ns, int fd);
+  const IndexedAction* Known(uint64_t key) const;
+  void Fail(std::string_view name, int err);
 
   const CacheKind kind_;
   const int64_t scan_start_ns_;
