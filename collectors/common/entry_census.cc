@@ -161,17 +161,21 @@ void CensusVisitor::ReadAction(int dir_fd, std::string_view name, int64_t mtime_
                            : IndexedAction{key, mtime_ns, 0, IndexedAction::kCorrupt});
 }
 
+void CensusVisitor::Reserve(size_t actions, size_t outputs) {
+  actions_.reserve(actions);
+  outputs_.reserve(outputs);
+}
+
 CacheCensus FinishCensus(std::vector<CensusVisitor>& visitors, ActionIndex& index) {
   CacheCensus total;
-  size_t action_count = 0, output_count = 0;
-  for (const auto& v : visitors) {
-    action_count += v.actions_.size();
-    output_count += v.outputs_.size();
-  }
-  index.clear();
+  size_t action_count = 0;
+  for (const auto& v : visitors) action_count += v.actions_.size();
+  ActionIndex().swap(index);
   index.reserve(action_count);
-  std::vector<std::pair<uint64_t, int64_t>> outputs;
-  outputs.reserve(output_count);
+  // Outputs stay in one sorted run per thread: merging them would cost a
+  // second copy of the largest array at the peak.
+  using OutputRun = std::vector<std::pair<uint64_t, int64_t>>;
+  std::vector<OutputRun> outputs;
   for (auto& v : visitors) {
     const CacheCensus& part = v.census_;
     for (size_t t = 0; t < 3; ++t) {
@@ -187,32 +191,37 @@ CacheCensus FinishCensus(std::vector<CensusVisitor>& visitors, ActionIndex& inde
     total.trimmable_entries += part.trimmable_entries;
     total.trimmable_bytes += part.trimmable_bytes;
     index.insert(index.end(), v.actions_.begin(), v.actions_.end());
-    outputs.insert(outputs.end(), v.outputs_.begin(), v.outputs_.end());
     std::vector<IndexedAction>().swap(v.actions_);
-    std::vector<std::pair<uint64_t, int64_t>>().swap(v.outputs_);
+    outputs.push_back(std::move(v.outputs_));
+    std::sort(outputs.back().begin(), outputs.back().end());
   }
   std::sort(index.begin(), index.end(),
             [](const IndexedAction& a, const IndexedAction& b) { return a.key < b.key; });
-  std::sort(outputs.begin(), outputs.end());
 
-  std::vector<bool> referenced(outputs.size());
+  std::vector<std::vector<bool>> referenced;
+  for (const auto& run : outputs) referenced.emplace_back(run.size());
   for (const auto& action : index) {
     if (action.output_size == IndexedAction::kCorrupt) {
       ++total.corrupt;
       continue;
     }
-    const auto it = std::lower_bound(
-        outputs.begin(), outputs.end(), action.output_key,
-        [](const std::pair<uint64_t, int64_t>& output, uint64_t k) { return output.first < k; });
-    if (it == outputs.end() || it->first != action.output_key) {
-      ++total.action_without_output;
-      continue;
+    bool found = false;
+    for (size_t r = 0; r < outputs.size() && !found; ++r) {
+      const auto& run = outputs[r];
+      const auto it = std::lower_bound(
+          run.begin(), run.end(), action.output_key,
+          [](const std::pair<uint64_t, int64_t>& output, uint64_t k) { return output.first < k; });
+      if (it == run.end() || it->first != action.output_key) continue;
+      found = true;
+      referenced[r][static_cast<size_t>(it - run.begin())] = true;
+      if (it->second != action.output_size) ++total.size_mismatch;
     }
-    referenced[static_cast<size_t>(it - outputs.begin())] = true;
-    if (it->second != action.output_size) ++total.size_mismatch;
+    if (!found) ++total.action_without_output;
   }
-  total.output_without_action =
-      static_cast<uint64_t>(std::count(referenced.begin(), referenced.end(), false));
+  for (const auto& flags : referenced) {
+    total.output_without_action +=
+        static_cast<uint64_t>(std::count(flags.begin(), flags.end(), false));
+  }
   return total;
 }
 

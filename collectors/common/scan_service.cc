@@ -60,8 +60,12 @@ std::shared_ptr<ScanSnapshot> ScanService::ScanOne(CacheState& state, ScanDepth 
     std::vector<CensusVisitor> visitors;
     visitors.reserve(threads);
     const int64_t start_ns = NowNs();
-    for (int i = 0; i < threads; ++i)
+    // Room for what the previous scan found, and a little growth.
+    const auto share = [threads](size_t total) { return total / threads + total / 64 + 64; };
+    for (int i = 0; i < threads; ++i) {
       visitors.emplace_back(state.cache.kind, start_ns, state.index);
+      visitors.back().Reserve(share(state.index.size()), share(state.outputs));
+    }
     std::vector<ScanVisitor*> pointers;
     for (auto& v : visitors) pointers.push_back(&v);
     snapshot->walk = ScanTree(path, pointers, stop);
@@ -69,14 +73,15 @@ std::shared_ptr<ScanSnapshot> ScanService::ScanOne(CacheState& state, ScanDepth 
       snapshot->walk.errors += v.read_errors();
       if (snapshot->walk.first_error.empty()) snapshot->walk.first_error = v.first_read_error();
     }
+    ActionIndex().swap(state.index);  // the walk is done with it: free it before the next grows
+    state.outputs = 0;
     if (snapshot->walk.root_readable) {
-      ActionIndex next;
-      snapshot->census = FinishCensus(visitors, next);
-      state.index = std::move(next);
-      if (state.cache.kind == CacheKind::kBuild)
+      snapshot->census = FinishCensus(visitors, state.index);
+      state.outputs =
+          snapshot->census->entries[static_cast<size_t>(buildcache::EntryType::kOutput)];
+      if (state.cache.kind == CacheKind::kBuild) {
         snapshot->census->last_trim_unix = ReadTrimTime(path);
-    } else {
-      state.index.clear();
+      }
     }
   }
   state.errors_total += snapshot->walk.errors;

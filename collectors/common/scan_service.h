@@ -53,7 +53,8 @@ class ScanService {
  private:
   struct CacheState {
     CacheDir cache;
-    ActionIndex index;  // from the previous scan
+    ActionIndex index;   // from the previous scan
+    size_t outputs = 0;  // seen by the previous scan
     uint64_t errors_total = 0;
   };
   struct Shared {
