@@ -1,10 +1,13 @@
 #include "collectors/common/scan_service.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 namespace gocache {
 namespace {
+
+constexpr int kScanNice = 10;
 
 // trim.txt is a decimal number; a file longer than this is taken as
 // unparsable rather than read whole.
@@ -103,6 +106,9 @@ void ScanService::Start() {
   if (worker_ || shared_->depth == ScanDepth::kNone) return;
   worker_ = std::make_unique<Worker>(
       [shared = shared_, interval = interval_](const Worker::Control& control) {
+        // Scans yield the CPU to scrapes and to the builds they watch; the
+        // walk's helper threads inherit this.
+        setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), kScanNice);
         const std::function<bool()> stop = [&control] { return control.stop_requested(); };
         do {
           ScanAll(*shared, stop);

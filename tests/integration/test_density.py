@@ -11,6 +11,15 @@ from harness import (AGE_BUCKETS, DAY, Exporter, TempDirTest, copy_go_cache, exp
                      shared_go_cache, sum_find, tree_state, value)
 
 
+def access_times(root):
+    times = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = os.path.join(dirpath, name)
+            times[path] = os.lstat(path).st_atime_ns
+    return times
+
+
 def density_ready(path):
     return has("gocache_scan_duration_seconds", path=path)
 
@@ -23,9 +32,13 @@ class SyntheticCacheTest(TempDirTest):
                                     orphan_outputs=5, mismatches=3, corrupt=6, shared_outputs=2)
         created = time.time()
         before = tree_state(cache)
+        atimes = access_times(cache)
         with Exporter(f"--cache.dir={cache}", "--density.interval=1h") as exporter:
             samples = parse_metrics(exporter.wait_for(density_ready(cache), what="first scan"))
         self.assertEqual(before, tree_state(cache), "the scan changed the cache")
+        # atime == mtime, so a plain read would move atime even under relatime;
+        # the scan, as the files' owner, reads with O_NOATIME.
+        self.assertEqual(atimes, access_times(cache), "the scan changed atimes")
 
         def v(name, **labels):
             return value(samples, name, path=cache, **labels)

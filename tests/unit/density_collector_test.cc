@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "collectors/common/scan_service.h"
+#include "tests/unit/families.h"
 #include "tests/unit/temp_dir.h"
 
 // As in exporter/options.cc: the flags the collectors see are parsed this way.
@@ -26,6 +27,8 @@
 namespace gocache::density {
 namespace {
 
+using testing_util::FindFamily;
+using testing_util::LabelMap;
 using testing_util::TempDir;
 
 constexpr int64_t kNs = 1'000'000'000;
@@ -151,20 +154,6 @@ void SetAge(const std::string& path, int64_t age_seconds) {
   const struct timespec times[2] = {ts, ts};
   ASSERT_EQ(utimensat(AT_FDCWD, path.c_str(), times, AT_SYMLINK_NOFOLLOW), 0)
       << path << ": " << std::strerror(errno);
-}
-
-const prometheus::MetricFamily* FindFamily(const std::vector<prometheus::MetricFamily>& families,
-                                           const std::string& name) {
-  for (const auto& family : families) {
-    if (family.name == name) return &family;
-  }
-  return nullptr;
-}
-
-std::map<std::string, std::string> LabelMap(const prometheus::ClientMetric& metric) {
-  std::map<std::string, std::string> labels;
-  for (const auto& label : metric.label) labels[label.name] = label.value;
-  return labels;
 }
 
 // The sample of `family` with exactly these labels, or null.

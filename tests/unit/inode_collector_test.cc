@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "collectors/common/scan_service.h"
+#include "tests/unit/families.h"
 #include "tests/unit/temp_dir.h"
 
 // As in exporter/options.cc: the flags the collectors see are parsed this way.
@@ -21,6 +22,8 @@
 namespace gocache::inode {
 namespace {
 
+using testing_util::FindFamily;
+using testing_util::LabelMap;
 using testing_util::TempDir;
 
 TEST(InodeUsageRatioTest, Values) {
@@ -76,20 +79,6 @@ std::string FsTypeName(const std::string& path) {
     default:
       return "";
   }
-}
-
-const prometheus::MetricFamily* FindFamily(const std::vector<prometheus::MetricFamily>& families,
-                                           const std::string& name) {
-  for (const auto& family : families) {
-    if (family.name == name) return &family;
-  }
-  return nullptr;
-}
-
-std::map<std::string, std::string> LabelMap(const prometheus::ClientMetric& metric) {
-  std::map<std::string, std::string> labels;
-  for (const auto& label : metric.label) labels[label.name] = label.value;
-  return labels;
 }
 
 const prometheus::ClientMetric* FindSample(const prometheus::MetricFamily* family,
