@@ -160,12 +160,14 @@ ScanResult ScanTree(const std::string& root, const std::vector<ScanVisitor*>& vi
   const int fd = OpenNoAtime(AT_FDCWD, root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC, noatime);
   struct stat status;
   if (fd < 0 || fstat(fd, &status) != 0) {
+    result.root_errno = errno;
     result.root_error = root + ": " + std::strerror(errno);
     if (fd >= 0) close(fd);
     return finish();
   }
   const int root_fd = dup(fd);  // the walk below closes fd with its DIR
   if (root_fd < 0) {
+    result.root_errno = errno;
     result.root_error = root + ": " + std::strerror(errno);
     close(fd);
     return finish();

@@ -40,7 +40,8 @@ class ScanVisitor {
 
 struct ScanResult {
   bool root_readable = false;
-  std::string root_error;    // why the root could not be read
+  std::string root_error;  // why the root could not be read
+  int root_errno = 0;
   uint64_t inodes = 0;       // the root and everything below it: `find PATH | wc -l`
   uint64_t directories = 0;  // including the root
   uint64_t errors = 0;       // entries that could not be read (vanished ones excluded)

@@ -126,6 +126,10 @@ void ScanService::ScanAllNow() {
   ScanAll(*shared_, [] { return false; });
 }
 
+void ScanService::RequestScan() const {
+  if (worker_) worker_->Wake();
+}
+
 std::shared_ptr<const ScanSnapshot> ScanService::Latest(const std::string& path) const {
   std::lock_guard lock(shared_->mu);
   const auto it = shared_->latest.find(path);

@@ -47,6 +47,9 @@ class ScanService {
   // Scans every cache once on the calling thread (for --once and benchmarks).
   void ScanAllNow();
 
+  // Ends the pause before the next scan (a watched directory has appeared).
+  void RequestScan() const;
+
   // The latest completed scan of `path`, or nullptr before the first.
   std::shared_ptr<const ScanSnapshot> Latest(const std::string& path) const;
 

@@ -131,6 +131,12 @@ class InodeCollector final : public Collector {
 
     const auto scan = scans_->Latest(cache.path);
     if (!scan) return;  // the first background scan has not finished yet
+    if (scan->walk.root_errno == ENOENT) {
+      // The directory has appeared since the last scan (statvfs found it):
+      // not an error, and worth a scan now rather than at the next interval.
+      scans_->RequestScan();
+      return;
+    }
     if (auto problem = ScanProblem(cache.path, *scan); !problem.empty()) {
       errors.push_back(std::move(problem));
     }
