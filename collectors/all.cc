@@ -2,6 +2,7 @@
 
 #include "collectors/density/density_collector.h"
 #include "collectors/inode/inode_collector.h"
+#include "collectors/stale/stale_collector.h"
 
 namespace gocache {
 
@@ -10,6 +11,7 @@ const std::vector<CollectorInfo>& AllCollectors() {
   static const std::vector<CollectorInfo> all = {
       inode::Info(),
       density::Info(),
+      stale::Info(),
   };
   return all;
 }

@@ -65,6 +65,8 @@ struct CollectorInfo {
   // flag, or an empty string.
   std::function<std::string(const cxxopts::ParseResult&)> validate_flags;
   std::function<Schedule(const cxxopts::ParseResult&)> schedule;
+  // Makes the collector; null when its flags give it nothing to do (it then
+  // does not run and reports nothing).
   std::function<std::unique_ptr<Collector>(const CollectorContext&)> factory;
   // What the collector reads from the shared background scans of the caches.
   ScanDepth scan_depth = ScanDepth::kNone;

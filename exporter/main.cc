@@ -47,9 +47,14 @@ int Run(const Config& config) {
   std::vector<std::shared_ptr<CollectorRunner>> runners;
   for (const CollectorInfo* collector : enabled) {
     const CollectorInfo& info = *collector;
+    auto instance = info.factory(context);
+    if (!instance) {  // enabled, but its flags give it nothing to watch
+      log::Debug("collector has nothing to do", {{"collector", info.name}});
+      continue;
+    }
     log::Info("enabled collector", {{"collector", info.name}});
     runners.push_back(std::make_shared<CollectorRunner>(
-        info.name, info.factory(context), info.schedule(*config.flags), config.scrape_timeout));
+        info.name, std::move(instance), info.schedule(*config.flags), config.scrape_timeout));
   }
   const auto scraper = std::make_shared<Scraper>(runners, config.scrape_timeout);
 

@@ -1,11 +1,8 @@
 #include "exporter/options.h"
 
-// Paths may contain commas: repeated flags, not comma lists, make a vector.
-#define CXXOPTS_VECTOR_DELIMITER '\0'
-#include <cxxopts.hpp>
-
 #include "collectors/all.h"
 #include "exporter/flag_values.h"
+#include "exporter/flags.h"
 #include "exporter/version.h"
 
 namespace gocache {

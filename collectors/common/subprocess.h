@@ -22,7 +22,19 @@ struct CommandSpec {
   std::vector<std::string> argv;  // argv[0] is looked up on PATH
   std::chrono::milliseconds timeout{10000};
   size_t max_output = 1 << 20;
+  // The child's environment ("NAME=value"); empty: the exporter's own.
+  std::vector<std::string> env{};
+  std::string cwd{};  // empty: the exporter's
+  int nice = 0;     // added to the child's CPU niceness
+  // Directories the child sees read-only: it runs in a user and mount
+  // namespace of its own in which each is bind-mounted read-only onto
+  // itself. Where that is impossible, the child exits kIsolationFailed with
+  // the reason on stderr.
+  std::vector<std::string> read_only_dirs{};
 };
+
+// The exit status of a child that could not set itself up (isolation, cwd).
+constexpr int kIsolationFailed = 126;
 
 CommandResult RunCommand(const CommandSpec& spec);
 

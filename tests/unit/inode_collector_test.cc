@@ -12,12 +12,9 @@
 #include <vector>
 
 #include "collectors/common/scan_service.h"
+#include "exporter/flags.h"
 #include "tests/unit/families.h"
 #include "tests/unit/temp_dir.h"
-
-// As in exporter/options.cc: the flags the collectors see are parsed this way.
-#define CXXOPTS_VECTOR_DELIMITER '\0'
-#include <cxxopts.hpp>
 
 namespace gocache::inode {
 namespace {

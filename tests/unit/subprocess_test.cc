@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -226,6 +227,53 @@ TEST(FindOnPathTest, Values) {
   EXPECT_EQ(FindOnPath("gocache-no-such-program-7f3a"), "");
   EXPECT_EQ(FindOnPath(sh), sh);  // a path is taken as is
   EXPECT_EQ(FindOnPath("/nonexistent/sh"), "");
+}
+
+TEST(RunCommandTest, EnvironmentAndWorkingDirectory) {
+  CommandSpec spec{.argv = {"sh", "-c", "echo \"$FOO\"; pwd"}};
+  spec.env = {"FOO=bar baz", "PATH=/usr/bin:/bin"};
+  spec.cwd = "/";
+  const auto result = RunCommand(spec);
+  EXPECT_EQ(result.error, "");
+  EXPECT_EQ(result.output, "bar baz\n/\n");
+}
+
+TEST(RunCommandTest, MissingWorkingDirectoryIsASetupFailure) {
+  CommandSpec spec{.argv = {"sh", "-c", "echo ran"}};
+  spec.cwd = "/nonexistent/dir";
+  const auto result = RunCommand(spec);
+  EXPECT_EQ(result.exit_code, kIsolationFailed);
+  EXPECT_EQ(result.output, "");
+  EXPECT_NE(result.error_head.find("/nonexistent/dir"), std::string::npos) << result.error_head;
+}
+
+TEST(RunCommandTest, NicenessIsRaised) {
+  errno = 0;
+  const int ours = getpriority(PRIO_PROCESS, 0);
+  ASSERT_EQ(errno, 0);
+  CommandSpec spec{.argv = {"sh", "-c", "cut -d' ' -f19 /proc/self/stat"}};
+  spec.nice = 10;
+  const auto result = RunCommand(spec);
+  EXPECT_EQ(result.output, std::to_string(std::min(19, ours + 10)) + "\n");
+}
+
+TEST(RunCommandTest, ReadOnlyDirectoriesCannotBeWrittenAndNothingLeaks) {
+  const std::string base = ::testing::TempDir() + "/gocache_ro_" + std::to_string(getpid());
+  const std::string locked = base + "/locked", open = base + "/open";
+  std::filesystem::create_directories(locked);
+  std::filesystem::create_directories(open);
+  CommandSpec spec{.argv = {"sh", "-c",
+                            "touch '" + open + "/ok' && ! touch '" + locked +
+                                "/no' 2>/dev/null && echo isolated"}};
+  spec.read_only_dirs = {locked};
+  const auto result = RunCommand(spec);
+  EXPECT_EQ(result.output, "isolated\n") << result.error << result.error_head;
+  EXPECT_TRUE(std::filesystem::exists(open + "/ok"));
+  EXPECT_FALSE(std::filesystem::exists(locked + "/no"));
+  // The read-only mount lived in the child's namespace only.
+  std::ofstream(locked + "/after") << "x";
+  EXPECT_TRUE(std::filesystem::exists(locked + "/after"));
+  std::filesystem::remove_all(base);
 }
 
 }  // namespace

@@ -1,0 +1,356 @@
+#include "collectors/stale/stale_collector.h"
+
+#include <sys/stat.h>
+
+#include <array>
+#include <chrono>
+
+#include "collectors/common/metric_family.h"
+#include "collectors/common/subprocess.h"
+#include "exporter/cache_discovery.h"
+#include "exporter/flag_values.h"
+#include "exporter/flags.h"
+#include "exporter/log.h"
+
+namespace gocache::stale {
+namespace {
+
+using prometheus::MetricType;
+
+// The reasons the go command gives (cmd/go/internal/work: buildid.go,
+// build.go, exec.go; "missing or invalid package binary" from older
+// releases), before any ':'.
+constexpr std::array<std::string_view, 7> kReasons = {
+    "stale dependency",
+    "build ID mismatch",
+    "not installed but available in build cache",
+    "missing or invalid package binary",
+    "build -a flag in use",
+    "build -o flag in use",
+    "binary-only packages are no longer supported",
+};
+
+constexpr const char* kListTemplate = "{{.ImportPath}}\t{{.Stale}}\t{{.StaleReason}}";
+constexpr size_t kMaxListOutput = 64 << 20;
+constexpr int kListNice = 10;
+constexpr auto kGoEnvTimeout = std::chrono::seconds(30);
+
+struct Target {
+  std::string goos, goarch;
+};
+
+bool ParseTarget(std::string_view text, Target& target) {
+  const size_t slash = text.find('/');
+  if (slash == std::string_view::npos || slash == 0 || slash + 1 == text.size()) return false;
+  const auto valid = [](std::string_view part) {
+    for (char c : part) {
+      if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))) return false;
+    }
+    return true;
+  };
+  target = {std::string(text.substr(0, slash)), std::string(text.substr(slash + 1))};
+  return valid(target.goos) && valid(target.goarch);
+}
+
+std::vector<std::string> Strings(const cxxopts::ParseResult& flags, const std::string& name) {
+  return flags.count(name) ? flags[name].as<std::vector<std::string>>()
+                           : std::vector<std::string>{};
+}
+
+// The first lines of the go command's stderr, for a log line.
+std::string StderrHead(const std::string& text) {
+  std::string head;
+  size_t start = 0;
+  for (int line = 0; line < 3 && start < text.size(); ++line) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    if (!head.empty()) head += " | ";
+    head += text.substr(start, end - start);
+    start = end + 1;
+  }
+  return head;
+}
+
+struct Config {
+  std::vector<std::string> modules;
+  std::vector<Target> targets;  // empty: the host's, from go env
+  std::string go;               // empty: go on PATH
+  std::chrono::milliseconds timeout;
+  bool allow_mtime_refresh;
+  std::vector<std::string> read_only;  // the caches go list must not touch
+  std::string gocache;                 // GOCACHE for go list
+};
+
+struct ListResult {
+  Target target;
+  std::string module;
+  bool success = false;
+  double duration_seconds = 0;
+  ListSummary summary;
+};
+
+class StaleCollector final : public Collector {
+ public:
+  explicit StaleCollector(Config config) : config_(std::move(config)) {}
+
+  CollectResult Update() override {
+    CollectResult result;
+    const std::string go = config_.go.empty() ? FindOnPath("go") : config_.go;
+    if (go.empty() || access(go.c_str(), X_OK) != 0) {
+      result.errors.push_back("go binary " +
+                              (go.empty() ? "not found on PATH" : go + " not executable"));
+    }
+    std::vector<Target> targets = config_.targets;
+    if (targets.empty() && result.errors.empty()) {
+      Target host;
+      if (HostTarget(go, host, result.errors)) targets.push_back(host);
+    }
+    std::vector<ListResult> lists;
+    for (const auto& module : config_.modules) {
+      for (const auto& target : targets) lists.push_back(List(go, module, target, result.errors));
+      if (targets.empty()) {  // no go to ask: report the module as failing
+        lists.push_back({{"", ""}, module, false, 0, {}});
+      }
+    }
+    Render(lists, result.families);
+    return result;
+  }
+
+ private:
+  bool HostTarget(const std::string& go, Target& target, std::vector<std::string>& errors) {
+    if (!host_.goos.empty()) {
+      target = host_;
+      return true;
+    }
+    const auto env = RunCommand(
+        {.argv = {go, "env", "GOOS", "GOARCH"}, .timeout = kGoEnvTimeout, .max_output = 4096});
+    const size_t eol = env.output.find('\n');
+    if (!env.error.empty() || eol == std::string::npos ||
+        !ParseTarget(env.output.substr(0, eol) + "/" +
+                         env.output.substr(eol + 1, env.output.find('\n', eol + 1) - eol - 1),
+                     host_)) {
+      errors.push_back(
+          go + " env GOOS GOARCH failed: " + (env.error.empty() ? "unexpected output" : env.error) +
+          " " + StderrHead(env.error_head));
+      return false;
+    }
+    target = host_;
+    return true;
+  }
+
+  ListResult List(const std::string& go, const std::string& module, const Target& target,
+                  std::vector<std::string>& errors) {
+    ListResult list{target, module, false, 0, {}};
+    const auto fail = [&](const std::string& why) {
+      errors.push_back("go list in " + module + " for " + target.goos + "/" + target.goarch + ": " +
+                       why);
+      return list;
+    };
+    struct stat status;
+    if (stat((module + "/go.mod").c_str(), &status) != 0) {
+      return fail("no go.mod: " + std::string(std::strerror(errno)));
+    }
+    const bool vendored = stat((module + "/vendor/modules.txt").c_str(), &status) == 0;
+
+    CommandSpec spec{.argv = {go, "list", "-e", "-deps", "-f", kListTemplate, "./..."},
+                     .timeout = config_.timeout,
+                     .max_output = kMaxListOutput};
+    spec.cwd = module;
+    spec.nice = kListNice;
+    if (!config_.allow_mtime_refresh) spec.read_only_dirs = config_.read_only;
+    spec.env = Environment(module, target, vendored);
+
+    const auto start = std::chrono::steady_clock::now();
+    const auto run = RunCommand(spec);
+    list.duration_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (run.exit_code == kIsolationFailed &&
+        run.error_head.find("cannot set up the child") != std::string::npos) {
+      return fail("cannot run it where it cannot refresh cache mtimes (" +
+                  StderrHead(run.error_head) +
+                  "); --stale.allow-mtime-refresh runs it without that protection");
+    }
+    if (!run.error.empty()) return fail(run.error + ": " + StderrHead(run.error_head));
+    if (run.output_truncated)
+      return fail("output over " + std::to_string(kMaxListOutput) + " bytes");
+    std::string error;
+    auto summary = ParseListOutput(run.output, error);
+    if (!summary) return fail(error);
+    list.summary = std::move(*summary);
+    list.success = true;
+    return list;
+  }
+
+  std::vector<std::string> Environment(const std::string& module, const Target& target,
+                                       bool vendored) const {
+    std::vector<std::string> env;
+    for (char** var = environ; *var != nullptr; ++var) {
+      const std::string_view v(*var);
+      const std::string_view name = v.substr(0, v.find('='));
+      if (name == "GOFLAGS" || name == "GOPROXY" || name == "GOTOOLCHAIN" || name == "GOOS" ||
+          name == "GOARCH" || name == "GOCACHE" || name == "GOWORK" || name == "PWD") {
+        continue;
+      }
+      env.emplace_back(v);
+    }
+    // As a shell's cd would: the go command takes $PWD for the working
+    // directory when it names it, so a module reached through a symbolic
+    // link (GOROOT/src/cmd on Debian) is seen where it was configured.
+    env.push_back("PWD=" + module);
+    env.push_back(vendored ? "GOFLAGS=-mod=vendor" : "GOFLAGS=-mod=readonly");
+    env.push_back("GOPROXY=off");
+    env.push_back("GOTOOLCHAIN=local");
+    env.push_back("GOWORK=off");
+    env.push_back("GOOS=" + target.goos);
+    env.push_back("GOARCH=" + target.goarch);
+    if (!config_.gocache.empty()) env.push_back("GOCACHE=" + config_.gocache);
+    return env;
+  }
+
+  static void Render(const std::vector<ListResult>& lists,
+                     std::vector<prometheus::MetricFamily>& out) {
+    auto packages = MakeFamily("gocache_packages",
+                               "Packages go list listed for the module and target, dependencies "
+                               "included.",
+                               MetricType::Gauge);
+    auto stale = MakeFamily("gocache_stale_packages",
+                            "Packages go list reports stale, by reason (StaleReason up to its "
+                            "first colon).",
+                            MetricType::Gauge);
+    auto duration = MakeFamily("gocache_stale_list_duration_seconds",
+                               "Wall time of the last go list.", MetricType::Gauge);
+    auto success = MakeFamily("gocache_stale_list_success", "1 if the last go list succeeded.",
+                              MetricType::Gauge);
+    for (const auto& list : lists) {
+      if (list.target.goos.empty()) continue;
+      const Labels labels = {
+          {"module", list.module}, {"goos", list.target.goos}, {"goarch", list.target.goarch}};
+      AddSample(success, labels, list.success ? 1 : 0);
+      AddSample(duration, labels, list.duration_seconds);
+      if (!list.success) continue;
+      AddSample(packages, labels, static_cast<double>(list.summary.packages));
+      for (const auto& [reason, count] : list.summary.stale_by_reason) {
+        Labels with_reason = labels;
+        with_reason.push_back({"reason", reason});
+        AddSample(stale, std::move(with_reason), static_cast<double>(count));
+      }
+    }
+    AppendNonEmpty(
+        out, {std::move(packages), std::move(stale), std::move(duration), std::move(success)});
+  }
+
+  const Config config_;
+  Target host_;
+};
+
+std::string ValidateFlags(const cxxopts::ParseResult& flags) {
+  for (const auto& text : Strings(flags, "stale.target")) {
+    Target target;
+    if (!ParseTarget(text, target)) {
+      return "--stale.target '" + text + "': want GOOS/GOARCH, such as linux/arm64";
+    }
+  }
+  for (const char* name : {"stale.interval", "stale.timeout"}) {
+    const std::string text = flags[name].as<std::string>();
+    const auto duration = ParseDuration(text);
+    if (!duration || duration->count() == 0) {
+      return std::string("--") + name + " '" + text +
+             "': want a positive duration such as 30s, 5m or 1h";
+    }
+  }
+  for (const auto& module : Strings(flags, "stale.module")) {
+    if (module.empty()) return "--stale.module must not be empty";
+  }
+  return "";
+}
+
+}  // namespace
+
+std::string_view NormalizeReason(std::string_view reason) {
+  const std::string_view head = reason.substr(0, reason.find(':'));
+  for (const auto known : kReasons) {
+    if (head == known) return known;
+  }
+  return "other";
+}
+
+std::optional<ListSummary> ParseListOutput(std::string_view output, std::string& error) {
+  ListSummary summary;
+  size_t line_number = 0;
+  while (!output.empty()) {
+    const size_t eol = output.find('\n');
+    const std::string_view line = output.substr(0, eol);
+    output.remove_prefix(eol == std::string_view::npos ? output.size() : eol + 1);
+    ++line_number;
+    if (line.empty()) continue;
+    const size_t tab1 = line.find('\t');
+    const size_t tab2 = tab1 == std::string_view::npos ? tab1 : line.find('\t', tab1 + 1);
+    const std::string_view stale =
+        tab2 == std::string_view::npos ? "" : line.substr(tab1 + 1, tab2 - tab1 - 1);
+    if (tab1 == 0 || (stale != "true" && stale != "false")) {
+      error = "unexpected go list output at line " + std::to_string(line_number);
+      return std::nullopt;
+    }
+    ++summary.packages;
+    if (stale == "true")
+      ++summary.stale_by_reason[std::string(NormalizeReason(line.substr(tab2 + 1)))];
+  }
+  return summary;
+}
+
+CollectorInfo Info() {
+  return CollectorInfo{
+      .name = "stale",
+      .help = "stale packages by reason per module and target, from go list (needs --stale.module)",
+      .enabled_by_default = true,
+      .add_flags =
+          [](cxxopts::Options& options) {
+            // clang-format off
+            options.add_options("stale collector")
+                ("stale.module", "Module root directory whose packages to check; repeatable.",
+                 cxxopts::value<std::vector<std::string>>())
+                ("stale.target", "GOOS/GOARCH to check for; repeatable. Default: the host's.",
+                 cxxopts::value<std::vector<std::string>>())
+                ("stale.go", "The go command to run. Default: go on PATH.",
+                 cxxopts::value<std::string>()->default_value(""))
+                ("stale.interval", "Pause between rounds of go list.",
+                 cxxopts::value<std::string>()->default_value("10m"))
+                ("stale.timeout", "Longest a go list may run before it is killed.",
+                 cxxopts::value<std::string>()->default_value("5m"))
+                ("stale.allow-mtime-refresh",
+                 "Run go list even where it cannot be kept from refreshing cache mtimes.");
+            // clang-format on
+          },
+      .validate_flags = ValidateFlags,
+      .schedule =
+          [](const cxxopts::ParseResult& flags) {
+            return Schedule::Every(*ParseDuration(flags["stale.interval"].as<std::string>()));
+          },
+      .factory = [](const CollectorContext& context) -> std::unique_ptr<Collector> {
+        const auto& flags = context.flags;
+        Config config;
+        for (const auto& module : Strings(flags, "stale.module")) {
+          config.modules.push_back(AbsolutePath(module));
+        }
+        if (config.modules.empty()) return nullptr;  // nothing to check
+        for (const auto& text : Strings(flags, "stale.target")) {
+          Target target;
+          ParseTarget(text, target);
+          config.targets.push_back(target);
+        }
+        config.go = flags["stale.go"].as<std::string>();
+        config.timeout = *ParseDuration(flags["stale.timeout"].as<std::string>());
+        config.allow_mtime_refresh = flags.count("stale.allow-mtime-refresh") > 0;
+        for (const auto& cache : context.caches) {
+          config.read_only.push_back(cache.path);
+          if (cache.kind == CacheKind::kBuild && config.gocache.empty()) {
+            config.gocache = cache.path;
+          }
+        }
+        return std::make_unique<StaleCollector>(std::move(config));
+      },
+      .scan_depth = ScanDepth::kNone,
+  };
+}
+
+}  // namespace gocache::stale

@@ -1,0 +1,88 @@
+#include "collectors/stale/stale_collector.h"
+
+#include <gtest/gtest.h>
+
+#include "exporter/flags.h"
+
+namespace gocache::stale {
+namespace {
+
+TEST(NormalizeReasonTest, KnownReasonsUpToTheColon) {
+  EXPECT_EQ(NormalizeReason("stale dependency: example.com/m/leaf"), "stale dependency");
+  EXPECT_EQ(NormalizeReason("build ID mismatch"), "build ID mismatch");
+  EXPECT_EQ(NormalizeReason("not installed but available in build cache"),
+            "not installed but available in build cache");
+  EXPECT_EQ(NormalizeReason("missing or invalid package binary"),
+            "missing or invalid package binary");
+  EXPECT_EQ(NormalizeReason("build -a flag in use"), "build -a flag in use");
+}
+
+TEST(NormalizeReasonTest, AnythingElseIsOther) {
+  EXPECT_EQ(NormalizeReason(""), "other");
+  EXPECT_EQ(NormalizeReason("stale dependency"), "stale dependency");
+  EXPECT_EQ(NormalizeReason("Stale Dependency: x"), "other");
+  EXPECT_EQ(NormalizeReason("newer source file /tmp/x.go"), "other");
+  EXPECT_EQ(NormalizeReason("build ID mismatch "), "other");
+}
+
+TEST(ParseListOutputTest, CountsPackagesAndStaleOnesByReason) {
+  std::string error;
+  const auto summary = ParseListOutput(
+      "fmt\tfalse\t\n"
+      "example.com/m/leaf\ttrue\tbuild ID mismatch\n"
+      "example.com/m/mid\ttrue\tstale dependency: example.com/m/leaf\n"
+      "example.com/m/app\ttrue\tstale dependency: example.com/m/leaf\n"
+      "example.com/m/cmd\ttrue\tnot installed but available in build cache\n"
+      "example.com/m/odd\ttrue\tsomething new: x\n",
+      error);
+  ASSERT_TRUE(summary) << error;
+  EXPECT_EQ(summary->packages, 6u);
+  const std::map<std::string, size_t> want = {{"build ID mismatch", 1},
+                                              {"stale dependency", 2},
+                                              {"not installed but available in build cache", 1},
+                                              {"other", 1}};
+  EXPECT_EQ(summary->stale_by_reason, want);
+}
+
+TEST(ParseListOutputTest, EmptyOutputListsNothing) {
+  std::string error;
+  const auto summary = ParseListOutput("", error);
+  ASSERT_TRUE(summary);
+  EXPECT_EQ(summary->packages, 0u);
+  EXPECT_TRUE(summary->stale_by_reason.empty());
+}
+
+TEST(ParseListOutputTest, GarbageIsRejectedNamingTheLine) {
+  for (const char* garbage :
+       {"fmt false\n", "fmt\tmaybe\t\n", "\ttrue\tx\n", "fmt\n", "fmt\tfalse\t\n\x01\x02\x03\n"}) {
+    std::string error;
+    EXPECT_FALSE(ParseListOutput(garbage, error)) << garbage;
+    EXPECT_NE(error.find("line"), std::string::npos) << error;
+  }
+}
+
+TEST(StaleInfoTest, RegistersItsFlagsAndValidatesThem) {
+  const auto info = Info();
+  EXPECT_EQ(info.name, "stale");
+  EXPECT_EQ(info.scan_depth, ScanDepth::kNone);
+  cxxopts::Options options("test");
+  info.add_flags(options);
+  const auto parse = [&](std::vector<const char*> argv) {
+    argv.insert(argv.begin(), "test");
+    return options.parse(static_cast<int>(argv.size()), argv.data());
+  };
+  EXPECT_EQ(info.validate_flags(parse({"--stale.target=linux/arm64"})), "");
+  EXPECT_NE(info.validate_flags(parse({"--stale.target=linux"})).find("--stale.target"),
+            std::string::npos);
+  EXPECT_NE(info.validate_flags(parse({"--stale.target=Linux/AMD64"})).find("--stale.target"),
+            std::string::npos);
+  EXPECT_NE(info.validate_flags(parse({"--stale.interval=soon"})).find("--stale.interval"),
+            std::string::npos);
+  EXPECT_NE(info.validate_flags(parse({"--stale.timeout=0"})).find("--stale.timeout"),
+            std::string::npos);
+  EXPECT_EQ(info.schedule(parse({"--stale.interval=90s"})).interval,
+            std::chrono::milliseconds(90000));
+}
+
+}  // namespace
+}  // namespace gocache::stale
