@@ -25,7 +25,7 @@ struct CommandSpec {
   // The child's environment ("NAME=value"); empty: the exporter's own.
   std::vector<std::string> env{};
   std::string cwd{};  // empty: the exporter's
-  int nice = 0;     // added to the child's CPU niceness
+  int nice = 0;       // added to the child's CPU niceness
   // Directories the child sees read-only: it runs in a user and mount
   // namespace of its own in which each is bind-mounted read-only onto
   // itself. Where that is impossible, the child exits kIsolationFailed with
