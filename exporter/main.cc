@@ -12,6 +12,7 @@
 
 #include "collectors/all.h"
 #include "collectors/common/scan_service.h"
+#include "collectors/common/subprocess.h"
 #include "exporter/cache_discovery.h"
 #include "exporter/http_server.h"
 #include "exporter/log.h"
@@ -92,6 +93,7 @@ int Run(const Config& config) {
   int signal_number = 0;
   sigwait(&signals, &signal_number);
   log::Info("shutting down", {{"signal", strsignal(signal_number)}});
+  CancelAllCommands();
   server.reset();
   for (const auto& runner : runners) runner->Stop(kShutdownGrace);
   scans->Stop(kShutdownGrace);

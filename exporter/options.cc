@@ -87,7 +87,7 @@ ParsedCommandLine ParseCommandLine(int argc, const char* const argv[]) {
   }
   const auto& f = *flags;
   if (f.count("help")) {
-    return {std::nullopt, 0, options.help({"", "Collectors"}) + "\n"};
+    return {std::nullopt, 0, options.help(options.groups()) + "\n"};
   }
   if (f.count("version")) return {std::nullopt, 0, VersionText()};
   if (!f.unmatched().empty()) {

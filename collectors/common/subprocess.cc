@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -50,7 +51,12 @@ int Reap(pid_t pid, Clock::time_point deadline, int signal_to_send, bool& timed_
 struct Isolation {
   std::string uid_map, gid_map;
   std::vector<std::pair<const char*, unsigned long>> dirs;  // path, mount flags to keep
+  std::vector<const char*> scratch;
 };
+
+std::atomic<bool> g_cancelled{false};
+// How often a wait looks at g_cancelled.
+constexpr int kCancelPollMs = 100;
 
 // Mount flags a remount inside a user namespace must keep: the kernel locks
 // these from the parent namespace.
@@ -102,9 +108,16 @@ void EnterIsolation(const Isolation& isolation) {
       ChildFail(dir);
     }
   }
+  for (const char* dir : isolation.scratch) {
+    if (mount("gocache-scratch", dir, "tmpfs", MS_NOSUID | MS_NODEV, "size=64m") != 0) {
+      ChildFail(dir);
+    }
+  }
 }
 
 }  // namespace
+
+void CancelAllCommands() { g_cancelled = true; }
 
 std::string FindOnPath(const std::string& name) {
   if (name.find('/') != std::string::npos) return access(name.c_str(), X_OK) == 0 ? name : "";
@@ -147,7 +160,8 @@ CommandResult RunCommand(const CommandSpec& spec) {
   for (const auto& var : spec.env) envp.push_back(const_cast<char*>(var.c_str()));
   envp.push_back(nullptr);
   Isolation isolation;
-  if (!spec.read_only_dirs.empty()) {
+  for (const auto& dir : spec.scratch_dirs) isolation.scratch.push_back(dir.c_str());
+  if (!spec.read_only_dirs.empty() || !spec.scratch_dirs.empty()) {
     isolation.uid_map = "0 " + std::to_string(getuid()) + " 1\n";
     isolation.gid_map = "0 " + std::to_string(getgid()) + " 1\n";
     for (const auto& dir : spec.read_only_dirs) {
@@ -182,7 +196,7 @@ CommandResult RunCommand(const CommandSpec& spec) {
     dup2(out_pipe[1], STDOUT_FILENO);
     dup2(err_pipe[1], STDERR_FILENO);
     if (spec.nice != 0) setpriority(PRIO_PROCESS, 0, spec.nice);
-    if (!isolation.dirs.empty()) EnterIsolation(isolation);
+    if (!isolation.uid_map.empty()) EnterIsolation(isolation);
     if (!spec.cwd.empty() && chdir(spec.cwd.c_str()) != 0) ChildFail(spec.cwd.c_str());
     if (spec.env.empty()) {
       execv(program.c_str(), argv.data());
@@ -200,9 +214,10 @@ CommandResult RunCommand(const CommandSpec& spec) {
   pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
   int open_fds = 2;
   char buf[65536];
-  while (open_fds > 0) {
-    const int ready = poll(fds, 2, RemainingMs(deadline));
+  while (open_fds > 0 && !g_cancelled) {
+    const int ready = poll(fds, 2, std::min(RemainingMs(deadline), kCancelPollMs));
     if (ready < 0 && errno == EINTR) continue;
+    if (ready == 0 && Clock::now() < deadline) continue;
     if (ready <= 0) break;  // deadline passed
     for (auto& pfd : fds) {
       if (pfd.fd < 0 || pfd.revents == 0) continue;
@@ -224,7 +239,7 @@ CommandResult RunCommand(const CommandSpec& spec) {
   for (auto& pfd : fds) {
     if (pfd.fd >= 0) close(pfd.fd);
   }
-  if (open_fds > 0) {
+  if (open_fds > 0 || g_cancelled) {
     // The deadline passed with output still open, perhaps held by a
     // descendant after the child itself exited: end the whole group.
     result.timed_out = true;

@@ -31,12 +31,19 @@ struct CommandSpec {
   // itself. Where that is impossible, the child exits kIsolationFailed with
   // the reason on stderr.
   std::vector<std::string> read_only_dirs{};
+  // Directories the child sees as empty and writable (a tmpfs of its own
+  // over each, in the same namespace): what it writes there is lost.
+  std::vector<std::string> scratch_dirs{};
 };
 
 // The exit status of a child that could not set itself up (isolation, cwd).
 constexpr int kIsolationFailed = 126;
 
 CommandResult RunCommand(const CommandSpec& spec);
+
+// Ends every running and future RunCommand child (its whole process group):
+// for shutdown, so that no go command outlives the exporter.
+void CancelAllCommands();
 
 // The full path of an executable named `name` on $PATH, or "".
 std::string FindOnPath(const std::string& name);

@@ -30,7 +30,10 @@ constexpr std::array<std::string_view, 7> kReasons = {
     "binary-only packages are no longer supported",
 };
 
-constexpr const char* kListTemplate = "{{.ImportPath}}\t{{.Stale}}\t{{.StaleReason}}";
+// The fourth field marks packages go list could not load: for a pattern
+// (an import path with "..."), the list itself is incomplete.
+constexpr const char* kListTemplate =
+    "{{.ImportPath}}\t{{.Stale}}\t{{.StaleReason}}\t{{if .Error}}error{{end}}";
 constexpr size_t kMaxListOutput = 64 << 20;
 constexpr int kListNice = 10;
 constexpr auto kGoEnvTimeout = std::chrono::seconds(30);
@@ -157,7 +160,19 @@ class StaleCollector final : public Collector {
                      .max_output = kMaxListOutput};
     spec.cwd = module;
     spec.nice = kListNice;
-    if (!config_.allow_mtime_refresh) spec.read_only_dirs = config_.read_only;
+    if (!config_.gocache.empty() && stat(config_.gocache.c_str(), &status) != 0) {
+      return fail("build cache " + config_.gocache + " does not exist (yet)");
+    }
+    if (!config_.allow_mtime_refresh) {
+      for (const auto& dir : config_.read_only) {
+        if (stat(dir.c_str(), &status) != 0) continue;  // nothing there to protect
+        // A cache no build has used yet has no shard directories, and the
+        // go command insists on creating them: it gets an empty scratch
+        // directory instead, which is what it would find.
+        const bool unused = dir == config_.gocache && stat((dir + "/00").c_str(), &status) != 0;
+        (unused ? spec.scratch_dirs : spec.read_only_dirs).push_back(dir);
+      }
+    }
     spec.env = Environment(module, target, vendored);
 
     const auto start = std::chrono::steady_clock::now();
@@ -188,7 +203,8 @@ class StaleCollector final : public Collector {
       const std::string_view v(*var);
       const std::string_view name = v.substr(0, v.find('='));
       if (name == "GOFLAGS" || name == "GOPROXY" || name == "GOTOOLCHAIN" || name == "GOOS" ||
-          name == "GOARCH" || name == "GOCACHE" || name == "GOWORK" || name == "PWD") {
+          name == "GOARCH" || name == "GOCACHE" || name == "GOWORK" || name == "PWD" ||
+          name == "GODEBUG") {
         continue;
       }
       env.emplace_back(v);
@@ -201,6 +217,9 @@ class StaleCollector final : public Collector {
     env.push_back("GOPROXY=off");
     env.push_back("GOTOOLCHAIN=local");
     env.push_back("GOWORK=off");
+    // The module index (go1.20+) is written into GOCACHE; it cannot be there
+    // (read-only), and without this go list -e reports packages missing.
+    env.push_back("GODEBUG=goindex=0");
     env.push_back("GOOS=" + target.goos);
     env.push_back("GOARCH=" + target.goarch);
     if (!config_.gocache.empty()) env.push_back("GOCACHE=" + config_.gocache);
@@ -291,9 +310,17 @@ std::optional<ListSummary> ParseListOutput(std::string_view output, std::string&
       error = "unexpected go list output at line " + std::to_string(line_number);
       return std::nullopt;
     }
+    const std::string_view rest = line.substr(tab2 + 1);
+    const size_t tab3 = rest.find('\t');
+    const std::string_view reason = rest.substr(0, tab3);
+    const std::string_view import_path = line.substr(0, tab1);
+    if (tab3 != std::string_view::npos && rest.substr(tab3 + 1) == "error" &&
+        import_path.find("...") != std::string_view::npos) {
+      error = "go list could not load the pattern " + std::string(import_path);
+      return std::nullopt;
+    }
     ++summary.packages;
-    if (stale == "true")
-      ++summary.stale_by_reason[std::string(NormalizeReason(line.substr(tab2 + 1)))];
+    if (stale == "true") ++summary.stale_by_reason[std::string(NormalizeReason(reason))];
   }
   return summary;
 }

@@ -61,6 +61,17 @@ TEST(ParseListOutputTest, GarbageIsRejectedNamingTheLine) {
   }
 }
 
+TEST(ParseListOutputTest, APatternThatFailedToLoadFailsTheList) {
+  std::string error;
+  EXPECT_FALSE(ParseListOutput("./...\tfalse\t\terror\n", error));
+  EXPECT_NE(error.find("./..."), std::string::npos) << error;
+  // A package of the module with an error of its own is still counted.
+  const auto summary =
+      ParseListOutput("fmt\tfalse\t\t\nexample.com/m/bad\ttrue\tbuild ID mismatch\terror\n", error);
+  ASSERT_TRUE(summary) << error;
+  EXPECT_EQ(summary->packages, 2u);
+}
+
 TEST(StaleInfoTest, RegistersItsFlagsAndValidatesThem) {
   const auto info = Info();
   EXPECT_EQ(info.name, "stale");
