@@ -214,7 +214,9 @@ CommandResult RunCommand(const CommandSpec& spec) {
   pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
   int open_fds = 2;
   char buf[65536];
-  while (open_fds > 0 && !g_cancelled) {
+  std::string ended;  // why the child is ended early, if it is
+  size_t output_bytes = 0;
+  while (open_fds > 0 && !g_cancelled && ended.empty()) {
     const int ready = poll(fds, 2, std::min(RemainingMs(deadline), kCancelPollMs));
     if (ready < 0 && errno == EINTR) continue;
     if (ready == 0 && Clock::now() < deadline) continue;
@@ -229,6 +231,16 @@ CommandResult RunCommand(const CommandSpec& spec) {
         continue;
       }
       const bool is_out = &pfd == &fds[0];
+      if (is_out && spec.on_output) {
+        output_bytes += static_cast<size_t>(n);
+        if (output_bytes > spec.max_output) {
+          result.output_truncated = true;
+          ended = spec.argv[0] + ": output over " + std::to_string(spec.max_output) + " bytes";
+        } else if (!spec.on_output(std::string_view(buf, static_cast<size_t>(n)))) {
+          ended = spec.argv[0] + ": output rejected";
+        }
+        continue;
+      }
       std::string& sink = is_out ? result.output : result.error_head;
       const size_t cap = is_out ? spec.max_output : kErrorHeadBytes;
       const size_t room = cap - std::min(cap, sink.size());
@@ -239,19 +251,30 @@ CommandResult RunCommand(const CommandSpec& spec) {
   for (auto& pfd : fds) {
     if (pfd.fd >= 0) close(pfd.fd);
   }
-  if (open_fds > 0 || g_cancelled) {
+  const std::string timed_out =
+      spec.argv[0] + ": timed out after " + std::to_string(spec.timeout.count()) + "ms";
+  if (ended.empty() && g_cancelled) ended = spec.argv[0] + ": cancelled at shutdown";
+  if (ended.empty() && open_fds > 0) {
     // The deadline passed with output still open, perhaps held by a
-    // descendant after the child itself exited: end the whole group.
+    // descendant after the child itself exited.
     result.timed_out = true;
-    kill(-pid, SIGTERM);
+    ended = timed_out;
   }
-  const int status = result.timed_out
-                         ? Reap(pid, Clock::now() + kKillGrace, SIGKILL, result.timed_out)
-                         : Reap(pid, deadline, SIGTERM, result.timed_out);
-  if (result.timed_out) kill(-pid, SIGKILL);  // descendants that ignored SIGTERM
-  if (result.timed_out) {
-    result.error =
-        spec.argv[0] + ": timed out after " + std::to_string(spec.timeout.count()) + "ms";
+  bool reap_timed_out = false;
+  int status;
+  if (!ended.empty()) {  // end the whole group, politely first
+    kill(-pid, SIGTERM);
+    status = Reap(pid, Clock::now() + kKillGrace, SIGKILL, reap_timed_out);
+  } else {
+    status = Reap(pid, deadline, SIGTERM, reap_timed_out);
+    if (reap_timed_out) {
+      result.timed_out = true;
+      ended = timed_out;
+    }
+  }
+  if (!ended.empty()) {
+    kill(-pid, SIGKILL);  // descendants that ignored SIGTERM
+    result.error = ended;
   } else if (WIFEXITED(status)) {
     result.exit_code = WEXITSTATUS(status);
     if (result.exit_code != 0) {

@@ -3,7 +3,9 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace gocache {
@@ -22,6 +24,10 @@ struct CommandSpec {
   std::vector<std::string> argv;  // argv[0] is looked up on PATH
   std::chrono::milliseconds timeout{10000};
   size_t max_output = 1 << 20;
+  // When set, stdout is handed to it chunk by chunk as it arrives instead of
+  // being kept in `output` (max_output still bounds the total). Returning
+  // false ends the child: the consumer has seen enough to know it failed.
+  std::function<bool(std::string_view)> on_output{};
   // The child's environment ("NAME=value"); empty: the exporter's own.
   std::vector<std::string> env{};
   std::string cwd{};  // empty: the exporter's

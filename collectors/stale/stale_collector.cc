@@ -35,6 +35,7 @@ constexpr std::array<std::string_view, 7> kReasons = {
 constexpr const char* kListTemplate =
     "{{.ImportPath}}\t{{.Stale}}\t{{.StaleReason}}\t{{if .Error}}error{{end}}";
 constexpr size_t kMaxListOutput = 64 << 20;
+constexpr size_t kMaxLineBytes = 64 << 10;
 constexpr int kListNice = 10;
 constexpr auto kGoEnvTimeout = std::chrono::seconds(30);
 
@@ -176,6 +177,8 @@ class StaleCollector final : public Collector {
     spec.env = Environment(module, target, vendored);
 
     const auto start = std::chrono::steady_clock::now();
+    ListParser parser;
+    spec.on_output = [&parser](std::string_view chunk) { return parser.Feed(chunk); };
     const auto run = RunCommand(spec);
     list.duration_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -185,13 +188,10 @@ class StaleCollector final : public Collector {
                   StderrHead(run.error_head) +
                   "); --stale.allow-mtime-refresh runs it without that protection");
     }
+    if (!parser.error().empty()) return fail(parser.error());
     if (!run.error.empty()) return fail(run.error + ": " + StderrHead(run.error_head));
-    if (run.output_truncated)
-      return fail("output over " + std::to_string(kMaxListOutput) + " bytes");
-    std::string error;
-    auto summary = ParseListOutput(run.output, error);
-    if (!summary) return fail(error);
-    list.summary = std::move(*summary);
+    if (!parser.Finish()) return fail(parser.error());
+    list.summary = parser.summary();
     list.success = true;
     return list;
   }
@@ -293,36 +293,66 @@ std::string_view NormalizeReason(std::string_view reason) {
   return "other";
 }
 
-std::optional<ListSummary> ParseListOutput(std::string_view output, std::string& error) {
-  ListSummary summary;
-  size_t line_number = 0;
-  while (!output.empty()) {
-    const size_t eol = output.find('\n');
-    const std::string_view line = output.substr(0, eol);
-    output.remove_prefix(eol == std::string_view::npos ? output.size() : eol + 1);
-    ++line_number;
-    if (line.empty()) continue;
-    const size_t tab1 = line.find('\t');
-    const size_t tab2 = tab1 == std::string_view::npos ? tab1 : line.find('\t', tab1 + 1);
-    const std::string_view stale =
-        tab2 == std::string_view::npos ? "" : line.substr(tab1 + 1, tab2 - tab1 - 1);
-    if (tab1 == 0 || (stale != "true" && stale != "false")) {
-      error = "unexpected go list output at line " + std::to_string(line_number);
-      return std::nullopt;
+bool ListParser::Feed(std::string_view chunk) {
+  while (error_.empty() && !chunk.empty()) {
+    const size_t eol = chunk.find('\n');
+    if (eol == std::string_view::npos) {
+      partial_.append(chunk);
+      if (partial_.size() > kMaxLineBytes) {
+        error_ = "go list output line " + std::to_string(line_number_ + 1) + " is too long";
+      }
+      break;
     }
-    const std::string_view rest = line.substr(tab2 + 1);
-    const size_t tab3 = rest.find('\t');
-    const std::string_view reason = rest.substr(0, tab3);
-    const std::string_view import_path = line.substr(0, tab1);
-    if (tab3 != std::string_view::npos && rest.substr(tab3 + 1) == "error" &&
-        import_path.find("...") != std::string_view::npos) {
-      error = "go list could not load the pattern " + std::string(import_path);
-      return std::nullopt;
+    if (partial_.empty()) {
+      Line(chunk.substr(0, eol));
+    } else {
+      partial_.append(chunk.substr(0, eol));
+      Line(partial_);
+      partial_.clear();
     }
-    ++summary.packages;
-    if (stale == "true") ++summary.stale_by_reason[std::string(NormalizeReason(reason))];
+    chunk.remove_prefix(eol + 1);
   }
-  return summary;
+  return error_.empty();
+}
+
+bool ListParser::Finish() {
+  if (error_.empty() && !partial_.empty()) Line(partial_);
+  partial_.clear();
+  return error_.empty();
+}
+
+bool ListParser::Line(std::string_view line) {
+  ++line_number_;
+  if (line.empty()) return true;
+  const size_t tab1 = line.find('\t');
+  const size_t tab2 = tab1 == std::string_view::npos ? tab1 : line.find('\t', tab1 + 1);
+  const std::string_view stale =
+      tab2 == std::string_view::npos ? "" : line.substr(tab1 + 1, tab2 - tab1 - 1);
+  if (tab1 == 0 || (stale != "true" && stale != "false")) {
+    error_ = "unexpected go list output at line " + std::to_string(line_number_);
+    return false;
+  }
+  const std::string_view rest = line.substr(tab2 + 1);
+  const size_t tab3 = rest.find('\t');
+  const std::string_view reason = rest.substr(0, tab3);
+  const std::string_view import_path = line.substr(0, tab1);
+  if (tab3 != std::string_view::npos && rest.substr(tab3 + 1) == "error" &&
+      import_path.find("...") != std::string_view::npos) {
+    error_ = "go list could not load the pattern " + std::string(import_path);
+    return false;
+  }
+  ++summary_.packages;
+  if (stale == "true") ++summary_.stale_by_reason[std::string(NormalizeReason(reason))];
+  return true;
+}
+
+std::optional<ListSummary> ParseListOutput(std::string_view output, std::string& error) {
+  ListParser parser;
+  if (!parser.Feed(output) || !parser.Finish()) {
+    error = parser.error();
+    return std::nullopt;
+  }
+  return parser.summary();
 }
 
 CollectorInfo Info() {

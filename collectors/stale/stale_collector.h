@@ -26,6 +26,27 @@ struct ListSummary {
   size_t packages = 0;
   std::map<std::string, size_t> stale_by_reason;
 };
+
+// Reads go list's output as it arrives: each complete line is counted at
+// once, so the output is never held whole.
+class ListParser {
+ public:
+  // False at the first line that is not one (error() says which).
+  bool Feed(std::string_view chunk);
+  // Counts a last line without a newline.
+  bool Finish();
+  const ListSummary& summary() const { return summary_; }
+  const std::string& error() const { return error_; }
+
+ private:
+  bool Line(std::string_view line);
+
+  std::string partial_;  // an incomplete last line
+  size_t line_number_ = 0;
+  ListSummary summary_;
+  std::string error_;
+};
+
 std::optional<ListSummary> ParseListOutput(std::string_view output, std::string& error);
 
 }  // namespace gocache::stale

@@ -72,6 +72,30 @@ TEST(ParseListOutputTest, APatternThatFailedToLoadFailsTheList) {
   EXPECT_EQ(summary->packages, 2u);
 }
 
+TEST(ListParserTest, LinesSplitAcrossChunksCountOnce) {
+  const std::string output =
+      "fmt\tfalse\t\t\nexample.com/m/leaf\ttrue\tbuild ID mismatch\t\n"
+      "example.com/m/app\ttrue\tstale dependency: example.com/m/leaf\t";
+  for (size_t chunk = 1; chunk <= output.size(); chunk += 7) {
+    ListParser parser;
+    for (size_t at = 0; at < output.size(); at += chunk) {
+      ASSERT_TRUE(parser.Feed(std::string_view(output).substr(at, chunk))) << parser.error();
+    }
+    ASSERT_TRUE(parser.Finish()) << parser.error();
+    EXPECT_EQ(parser.summary().packages, 3u) << "chunk " << chunk;
+    EXPECT_EQ(parser.summary().stale_by_reason.at("stale dependency"), 1u);
+  }
+}
+
+TEST(ListParserTest, AnEndlessLineIsRejected) {
+  ListParser parser;
+  const std::string blob(4096, 'x');
+  bool ok = true;
+  for (int i = 0; i < 64 && ok; ++i) ok = parser.Feed(blob);
+  EXPECT_FALSE(ok);
+  EXPECT_NE(parser.error().find("too long"), std::string::npos) << parser.error();
+}
+
 TEST(StaleInfoTest, RegistersItsFlagsAndValidatesThem) {
   const auto info = Info();
   EXPECT_EQ(info.name, "stale");

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <filesystem>
@@ -274,6 +275,38 @@ TEST(RunCommandTest, ReadOnlyDirectoriesCannotBeWrittenAndNothingLeaks) {
   std::ofstream(locked + "/after") << "x";
   EXPECT_TRUE(std::filesystem::exists(locked + "/after"));
   std::filesystem::remove_all(base);
+}
+
+TEST(RunCommandTest, OutputStreamsToTheConsumer) {
+  std::string seen;
+  CommandSpec spec{.argv = {"sh", "-c", "seq 1 20000"}};
+  spec.on_output = [&seen](std::string_view chunk) {
+    seen.append(chunk);
+    return true;
+  };
+  const auto result = RunCommand(spec);
+  EXPECT_EQ(result.error, "");
+  EXPECT_EQ(result.output, "");  // handed over, not kept
+  EXPECT_EQ(std::count(seen.begin(), seen.end(), '\n'), 20000);
+}
+
+TEST(RunCommandTest, ConsumerRejectingOutputEndsTheChild) {
+  CommandSpec spec{.argv = {"sh", "-c", "while :; do echo garbage; done"}};
+  spec.on_output = [](std::string_view) { return false; };
+  const auto start = Clock::now();
+  const auto result = RunCommand(spec);
+  EXPECT_LT(Clock::now() - start, 3s);
+  EXPECT_NE(result.error.find("output rejected"), std::string::npos) << result.error;
+  EXPECT_FALSE(result.timed_out);
+}
+
+TEST(RunCommandTest, StreamedOutputIsCapped) {
+  CommandSpec spec{.argv = {"sh", "-c", "while :; do echo 0123456789; done"}};
+  spec.max_output = 100000;
+  spec.on_output = [](std::string_view) { return true; };
+  const auto result = RunCommand(spec);
+  EXPECT_TRUE(result.output_truncated);
+  EXPECT_NE(result.error.find("output over 100000 bytes"), std::string::npos) << result.error;
 }
 
 }  // namespace
