@@ -617,6 +617,15 @@ class StaleFailureTest(StaleTest):
         self.assertEqual(value(samples, "gocache_stale_list_success", module=self.module), 1)
         self.assertFalse(os.path.exists(missing))
 
+    def assert_running_and_scrapes_fast(self, exporter, pattern, mine):
+        deadline = time.monotonic() + 10
+        while not matching_processes(pattern, mine) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertTrue(matching_processes(pattern, mine), "the fake go never ran")
+        started = time.monotonic()
+        exporter.scrape()
+        self.assertLess(time.monotonic() - started, FAST_SCRAPE)
+
     def hang(self, script):
         directory, go = self.fake_go("hang", script)
         pattern = directory + "/"
@@ -625,13 +634,7 @@ class StaleFailureTest(StaleTest):
                         go=False) as exporter:
             mine = (exporter.proc.pid,)
             # The fake go runs, and a scrape meanwhile does not wait for it.
-            deadline = time.monotonic() + 10
-            while not matching_processes(pattern, mine) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            self.assertTrue(matching_processes(pattern, mine), "the fake go never ran")
-            started = time.monotonic()
-            exporter.scrape()
-            self.assertLess(time.monotonic() - started, FAST_SCRAPE)
+            self.assert_running_and_scrapes_fast(exporter, pattern, mine)
 
             self.assert_failed(exporter, self.module, "stale", r"time[sd]? ?out|timeout|deadline")
             # Killed, process group and all, and reaped.
@@ -663,13 +666,7 @@ class StaleFailureTest(StaleTest):
         with self.start(f"--stale.module={self.module}", f"--stale.target={self.target}",
                         "--stale.timeout=5m", f"--stale.go={go}", go=False) as exporter:
             mine = (exporter.proc.pid,)
-            deadline = time.monotonic() + 10
-            while not matching_processes(pattern, mine) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            self.assertTrue(matching_processes(pattern, mine), "the fake go never ran")
-            started = time.monotonic()
-            exporter.scrape()
-            self.assertLess(time.monotonic() - started, FAST_SCRAPE)
+            self.assert_running_and_scrapes_fast(exporter, pattern, mine)
         # The exporter stopped on SIGTERM (Exporter.__exit__ checks it), and took its go along.
         deadline = time.monotonic() + 10
         while matching_processes(pattern) and time.monotonic() < deadline:

@@ -18,7 +18,7 @@
 
 #include "collectors/common/scan_service.h"
 #include "exporter/flags.h"
-#include "tests/unit/families.h"
+#include "tests/unit/collector_testing.h"
 #include "tests/unit/temp_dir.h"
 
 namespace gocache::density {
@@ -185,13 +185,7 @@ bool HasPath(const std::vector<prometheus::MetricFamily>& families, const std::s
 
 class DensityCollectorTest : public ::testing::Test {
  protected:
-  DensityCollectorTest() : flags_(ParseNoFlags()) {}
-
-  static cxxopts::ParseResult ParseNoFlags() {
-    cxxopts::Options options("test");
-    const char* argv[] = {"test"};
-    return options.parse(1, argv);
-  }
+  DensityCollectorTest() : flags_(testing_util::NoFlags()) {}
 
   CollectResult Collect(bool scan_first = true) {
     scans_ = std::make_shared<ScanService>(caches_, std::chrono::minutes(5), ScanDepth::kCensus);

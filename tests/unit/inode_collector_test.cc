@@ -13,7 +13,7 @@
 
 #include "collectors/common/scan_service.h"
 #include "exporter/flags.h"
-#include "tests/unit/families.h"
+#include "tests/unit/collector_testing.h"
 #include "tests/unit/temp_dir.h"
 
 namespace gocache::inode {
@@ -89,13 +89,7 @@ const prometheus::ClientMetric* FindSample(const prometheus::MetricFamily* famil
 
 class InodeCollectorTest : public ::testing::Test {
  protected:
-  InodeCollectorTest() : flags_(ParseNoFlags()) {}
-
-  static cxxopts::ParseResult ParseNoFlags() {
-    cxxopts::Options options("test");
-    const char* argv[] = {"test"};
-    return options.parse(1, argv);
-  }
+  InodeCollectorTest() : flags_(testing_util::NoFlags()) {}
 
   CollectResult Collect(bool scan_first) {
     scans_ = std::make_shared<ScanService>(caches_, std::chrono::minutes(5), ScanDepth::kCount);

@@ -1,4 +1,5 @@
-// Looking things up in the metric families a collector returned.
+// Helpers for tests of collectors: empty flags to build one with, and
+// look-ups in the metric families it returned.
 #pragma once
 
 #include <prometheus/metric_family.h>
@@ -7,7 +8,16 @@
 #include <string>
 #include <vector>
 
+#include "exporter/flags.h"
+
 namespace gocache::testing_util {
+
+// A parse of no flags at all, for a CollectorContext.
+inline cxxopts::ParseResult NoFlags() {
+  cxxopts::Options options("test");
+  const char* argv[] = {"test"};
+  return options.parse(1, argv);
+}
 
 inline const prometheus::MetricFamily* FindFamily(
     const std::vector<prometheus::MetricFamily>& families, const std::string& name) {
