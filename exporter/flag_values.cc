@@ -45,6 +45,18 @@ std::optional<std::chrono::milliseconds> ParseDuration(std::string_view text) {
   return std::chrono::milliseconds(total_ms);
 }
 
+std::optional<std::chrono::milliseconds> ParsePositiveDurationFlag(std::string_view flag,
+                                                                   std::string_view text,
+                                                                   std::string& error) {
+  const auto duration = ParseDuration(text);
+  if (!duration || duration->count() == 0) {
+    error = "--" + std::string(flag) + " '" + std::string(text) +
+            "': want a positive duration such as 30s, 5m or 1h";
+    return std::nullopt;
+  }
+  return duration;
+}
+
 std::optional<std::string> ListenAddressToCivetPorts(std::string_view address, std::string& error) {
   const size_t colon = address.rfind(':');
   if (colon == std::string_view::npos) {

@@ -12,6 +12,12 @@ namespace gocache {
 // h, d, w). None when malformed.
 std::optional<std::chrono::milliseconds> ParseDuration(std::string_view text);
 
+// The value of a duration flag that must be positive; none with `error`
+// naming the flag and the value.
+std::optional<std::chrono::milliseconds> ParsePositiveDurationFlag(std::string_view flag,
+                                                                   std::string_view text,
+                                                                   std::string& error);
+
 // Turns a listen address as node_exporter takes it ("host:port", "[v6]:port",
 // ":port") into CivetWeb's listening_ports syntax. ":port" binds every IPv4
 // address (CivetWeb's "port"); "[::]:port" binds IPv6. None when malformed,

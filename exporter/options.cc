@@ -128,12 +128,8 @@ ParsedCommandLine ParseCommandLine(int argc, const char* const argv[]) {
 
   for (auto [flag, target] : {std::pair{"scrape.timeout", &config.scrape_timeout},
                               std::pair{"density.interval", &config.scan_interval}}) {
-    const std::string text = f[flag].as<std::string>();
-    const auto duration = ParseDuration(text);
-    if (!duration || duration->count() == 0) {
-      return UsageError(std::string("--") + flag + " '" + text +
-                        "': want a positive duration such as 30s, 5m or 1h");
-    }
+    const auto duration = ParsePositiveDurationFlag(flag, f[flag].as<std::string>(), error);
+    if (!duration) return UsageError(error);
     *target = *duration;
   }
   config.once = f.count("once") > 0;

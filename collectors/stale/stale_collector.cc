@@ -270,12 +270,8 @@ std::string ValidateFlags(const cxxopts::ParseResult& flags) {
     }
   }
   for (const char* name : {"stale.interval", "stale.timeout"}) {
-    const std::string text = flags[name].as<std::string>();
-    const auto duration = ParseDuration(text);
-    if (!duration || duration->count() == 0) {
-      return std::string("--") + name + " '" + text +
-             "': want a positive duration such as 30s, 5m or 1h";
-    }
+    std::string error;
+    if (!ParsePositiveDurationFlag(name, flags[name].as<std::string>(), error)) return error;
   }
   for (const auto& module : Strings(flags, "stale.module")) {
     if (module.empty()) return "--stale.module must not be empty";
