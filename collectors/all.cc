@@ -3,6 +3,7 @@
 #include "collectors/density/density_collector.h"
 #include "collectors/inode/inode_collector.h"
 #include "collectors/stale/stale_collector.h"
+#include "collectors/trace/trace_collector.h"
 
 namespace gocache {
 
@@ -12,6 +13,7 @@ const std::vector<CollectorInfo>& AllCollectors() {
       inode::Info(),
       density::Info(),
       stale::Info(),
+      trace::Info(),
   };
   return all;
 }

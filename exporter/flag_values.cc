@@ -57,6 +57,47 @@ std::optional<std::chrono::milliseconds> ParsePositiveDurationFlag(std::string_v
   return duration;
 }
 
+std::optional<uint64_t> ParseSize(std::string_view text) {
+  size_t digits = 0;
+  uint64_t number = 0;
+  for (; digits < text.size() && text[digits] >= '0' && text[digits] <= '9'; ++digits) {
+    if (number > (uint64_t{1} << 62) / 10) return std::nullopt;
+    number = number * 10 + static_cast<uint64_t>(text[digits] - '0');
+  }
+  if (digits == 0) return std::nullopt;
+  static constexpr std::pair<std::string_view, uint64_t> kUnits[] = {
+      {"", 1},
+      {"B", 1},
+      {"kB", 1000},
+      {"KB", 1000},
+      {"MB", 1000'000},
+      {"GB", 1000'000'000},
+      {"TB", 1000'000'000'000},
+      {"KiB", 1 << 10},
+      {"MiB", 1 << 20},
+      {"GiB", uint64_t{1} << 30},
+      {"TiB", uint64_t{1} << 40},
+  };
+  const std::string_view unit = text.substr(digits);
+  for (const auto& [name, factor] : kUnits) {
+    if (unit != name) continue;
+    if (number > (uint64_t{1} << 63) / factor) return std::nullopt;
+    return number * factor;
+  }
+  return std::nullopt;
+}
+
+std::optional<uint64_t> ParsePositiveSizeFlag(std::string_view flag, std::string_view text,
+                                              std::string& error) {
+  const auto size = ParseSize(text);
+  if (!size || *size == 0) {
+    error = "--" + std::string(flag) + " '" + std::string(text) +
+            "': want a positive size such as 256MiB, 500MB or 1048576";
+    return std::nullopt;
+  }
+  return size;
+}
+
 std::optional<std::string> ListenAddressToCivetPorts(std::string_view address, std::string& error) {
   const size_t colon = address.rfind(':');
   if (colon == std::string_view::npos) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -17,6 +18,16 @@ std::optional<std::chrono::milliseconds> ParseDuration(std::string_view text);
 std::optional<std::chrono::milliseconds> ParsePositiveDurationFlag(std::string_view flag,
                                                                    std::string_view text,
                                                                    std::string& error);
+
+// A byte size: plain bytes ("1048576") or a number with a unit, decimal
+// ("500MB", "2kB") or binary ("256MiB", "10GiB"). None when malformed or
+// past 2^63.
+std::optional<uint64_t> ParseSize(std::string_view text);
+
+// The value of a size flag that must be positive; none with `error` naming
+// the flag and the value.
+std::optional<uint64_t> ParsePositiveSizeFlag(std::string_view flag, std::string_view text,
+                                              std::string& error);
 
 // Turns a listen address as node_exporter takes it ("host:port", "[v6]:port",
 // ":port") into CivetWeb's listening_ports syntax. ":port" binds every IPv4

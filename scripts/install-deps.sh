@@ -30,6 +30,7 @@ declare -A build_pkgs=(
   [/usr/include/spdlog/spdlog.h]=libspdlog-dev
   [/usr/include/cxxopts.hpp]=libcxxopts-dev
   [/usr/include/zlib.h]=zlib1g-dev
+  [/usr/include/rapidjson/reader.h]=rapidjson-dev
 )
 declare -A test_pkgs=(
   [/usr/include/gtest/gtest.h]=libgtest-dev
@@ -38,6 +39,8 @@ declare -A test_pkgs=(
   [/usr/bin/python3]=python3
   [/usr/bin/clang++]=clang
   [/usr/bin/clang-format]=clang-format
+  [/usr/bin/jq]=jq
+  [/usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a]=libclang-rt-14-dev
 )
 
 missing=()

@@ -56,11 +56,6 @@ bool ParseTarget(std::string_view text, Target& target) {
   return valid(target.goos) && valid(target.goarch);
 }
 
-std::vector<std::string> Strings(const cxxopts::ParseResult& flags, const std::string& name) {
-  return flags.count(name) ? flags[name].as<std::vector<std::string>>()
-                           : std::vector<std::string>{};
-}
-
 // The first lines of the go command's stderr, for a log line.
 std::string StderrHead(const std::string& text) {
   std::string head;
@@ -263,7 +258,7 @@ class StaleCollector final : public Collector {
 };
 
 std::string ValidateFlags(const cxxopts::ParseResult& flags) {
-  for (const auto& text : Strings(flags, "stale.target")) {
+  for (const auto& text : RepeatedFlag(flags, "stale.target")) {
     Target target;
     if (!ParseTarget(text, target)) {
       return "--stale.target '" + text + "': want GOOS/GOARCH, such as linux/arm64";
@@ -273,7 +268,7 @@ std::string ValidateFlags(const cxxopts::ParseResult& flags) {
     std::string error;
     if (!ParsePositiveDurationFlag(name, flags[name].as<std::string>(), error)) return error;
   }
-  for (const auto& module : Strings(flags, "stale.module")) {
+  for (const auto& module : RepeatedFlag(flags, "stale.module")) {
     if (module.empty()) return "--stale.module must not be empty";
   }
   return "";
@@ -382,11 +377,11 @@ CollectorInfo Info() {
       .factory = [](const CollectorContext& context) -> std::unique_ptr<Collector> {
         const auto& flags = context.flags;
         Config config;
-        for (const auto& module : Strings(flags, "stale.module")) {
+        for (const auto& module : RepeatedFlag(flags, "stale.module")) {
           config.modules.push_back(AbsolutePath(module));
         }
         if (config.modules.empty()) return nullptr;  // nothing to check
-        for (const auto& text : Strings(flags, "stale.target")) {
+        for (const auto& text : RepeatedFlag(flags, "stale.target")) {
           Target target;
           ParseTarget(text, target);
           config.targets.push_back(target);

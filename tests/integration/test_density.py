@@ -21,7 +21,11 @@ def access_times(root):
 
 
 def density_ready(path):
-    return has("gocache_scan_duration_seconds", path=path)
+    # The inode and density collectors read the scan's snapshot on their own
+    # threads, so the scrape during which it is published may show only one.
+    density, inodes = has("gocache_scan_duration_seconds", path=path), has("gocache_dir_inodes",
+                                                                           path=path)
+    return lambda samples: density(samples) and inodes(samples)
 
 
 class SyntheticCacheTest(TempDirTest):
