@@ -60,9 +60,11 @@ std::optional<std::chrono::milliseconds> ParsePositiveDurationFlag(std::string_v
 std::optional<uint64_t> ParseSize(std::string_view text) {
   size_t digits = 0;
   uint64_t number = 0;
+  constexpr uint64_t kMax = uint64_t{1} << 63;
   for (; digits < text.size() && text[digits] >= '0' && text[digits] <= '9'; ++digits) {
-    if (number > (uint64_t{1} << 62) / 10) return std::nullopt;
-    number = number * 10 + static_cast<uint64_t>(text[digits] - '0');
+    const auto digit = static_cast<uint64_t>(text[digits] - '0');
+    if (number > (kMax - digit) / 10) return std::nullopt;
+    number = number * 10 + digit;
   }
   if (digits == 0) return std::nullopt;
   static constexpr std::pair<std::string_view, uint64_t> kUnits[] = {
@@ -81,7 +83,7 @@ std::optional<uint64_t> ParseSize(std::string_view text) {
   const std::string_view unit = text.substr(digits);
   for (const auto& [name, factor] : kUnits) {
     if (unit != name) continue;
-    if (number > (uint64_t{1} << 63) / factor) return std::nullopt;
+    if (number > kMax / factor) return std::nullopt;
     return number * factor;
   }
   return std::nullopt;

@@ -289,9 +289,8 @@ bool ListParser::Feed(std::string_view chunk) {
     const size_t eol = chunk.find('\n');
     if (eol == std::string_view::npos) {
       partial_.append(chunk);
-      if (partial_.size() > kMaxLineBytes) {
-        error_ = "go list output line " + std::to_string(line_number_ + 1) + " is too long";
-      }
+      // Checked here too so that a line without its end is never held whole.
+      if (partial_.size() > kMaxLineBytes) TooLong(line_number_ + 1);
       break;
     }
     if (partial_.empty()) {
@@ -312,8 +311,17 @@ bool ListParser::Finish() {
   return error_.empty();
 }
 
+void ListParser::TooLong(size_t line_number) {
+  error_ = "go list output line " + std::to_string(line_number) + " is too long";
+}
+
 bool ListParser::Line(std::string_view line) {
   ++line_number_;
+  // The same bound whichever way the output was split into chunks.
+  if (line.size() > kMaxLineBytes) {
+    TooLong(line_number_);
+    return false;
+  }
   if (line.empty()) return true;
   const size_t tab1 = line.find('\t');
   const size_t tab2 = tab1 == std::string_view::npos ? tab1 : line.find('\t', tab1 + 1);

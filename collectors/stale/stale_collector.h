@@ -40,6 +40,7 @@ class ListParser {
 
  private:
   bool Line(std::string_view line);
+  void TooLong(size_t line_number);
 
   std::string partial_;  // an incomplete last line
   size_t line_number_ = 0;

@@ -12,6 +12,8 @@
 namespace gocache::trace {
 namespace {
 
+constexpr auto kStuckRetry = std::chrono::minutes(1);
+
 bool EndsWith(const std::string& s, std::string_view suffix) {
   return s.size() >= suffix.size() &&
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
@@ -127,11 +129,15 @@ void Spool::ScanDir(size_t index, Clock::time_point now, std::vector<SpoolFile>&
     if (!IsCandidateName(name)) continue;
     struct stat st;
     if (fstatat(d.fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;  // gone
+    if (S_ISDIR(st.st_mode)) continue;  // someone's subdirectory: not ours to rename
     const FileKey key{st.st_dev, st.st_ino, MtimeNs(st), st.st_size};
     if (const auto stuck = stuck_.find(key); stuck != stuck_.end()) {
-      still_stuck.insert(key);
-      problems.push_back(stuck->second);
-      continue;
+      if (now - stuck->second.since < kStuckRetry) {
+        still_stuck.insert(key);
+        problems.push_back(stuck->second.problem);
+        continue;
+      }
+      stuck_.erase(stuck);  // try again: the cause may be gone
     }
     const auto mtime = Clock::time_point(
         std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(MtimeNs(st))));
@@ -155,6 +161,13 @@ int Spool::Open(const SpoolFile& file) {
 
 bool Spool::Finish(const SpoolFile& file, bool used, std::vector<std::string>& problems) {
   const Dir& d = spools_[file.spool];
+  // The writer may have replaced the file under the same name since it was
+  // read: renaming would then take the new file without counting it.
+  struct stat now;
+  if (fstatat(d.fd, file.name.c_str(), &now, AT_SYMLINK_NOFOLLOW) != 0 ||
+      now.st_ino != file.st.st_ino || now.st_dev != file.st.st_dev) {
+    return false;
+  }
   const bool remove = used && on_done_ == OnDone::kDelete;
   const std::string to = file.name + (used ? ".done" : ".error");
   if ((remove ? unlinkat(d.fd, file.name.c_str(), 0)
@@ -168,8 +181,8 @@ bool Spool::Finish(const SpoolFile& file, bool used, std::vector<std::string>& p
       Describe(err, (remove ? "cannot delete trace file " : "cannot rename trace file ") + d.dir +
                         "/" + file.name + (remove ? "" : " to " + to));
   problems.push_back(problem);
-  stuck_[{file.st.st_dev, file.st.st_ino, MtimeNs(file.st), file.st.st_size}] =
-      problem + " (it is not counted until it can be)";
+  stuck_[{file.st.st_dev, file.st.st_ino, MtimeNs(file.st), file.st.st_size}] = {
+      problem + " (it is not counted until it can be; tried again every minute)", Clock::now()};
   return false;
 }
 

@@ -53,8 +53,9 @@ class Spool {
   int Open(const SpoolFile& file);
 
   // Renames the file to .done (or deletes it, as configured) when `used`,
-  // else to .error. False, with a problem, when that failed: the caller
-  // must then not count it, and it is not offered again until it changes.
+  // else to .error. False when that failed (with a problem; the file is
+  // offered again a minute later) or when the name now holds another file:
+  // the caller must then not count it.
   bool Finish(const SpoolFile& file, bool used, std::vector<std::string>& problems);
 
   const std::string& dir(const SpoolFile& file) const { return spools_[file.spool].dir; }
@@ -79,10 +80,14 @@ class Spool {
   const std::chrono::milliseconds settle_;
   const OnDone on_done_;
   int inotify_fd_ = -1;
-  // Files that could not be renamed after they were handled: not offered
-  // again until they change, so they are neither counted twice nor parsed
-  // over and over, and reported as a problem while they are there.
-  std::map<FileKey, std::string> stuck_;
+  // Files that could not be renamed after they were handled: offered again
+  // only after kStuckRetry or once they change, so that they are neither
+  // counted twice nor parsed over and over; reported as a problem meanwhile.
+  struct Stuck {
+    std::string problem;
+    Clock::time_point since;
+  };
+  std::map<FileKey, Stuck> stuck_;
 };
 
 // Whether a spool file name is one Scan() picks up.

@@ -47,11 +47,16 @@ std::optional<int64_t> ParseRfc3339(std::string_view t) {
       !Digits(t, 17, 2, second)) {
     return std::nullopt;
   }
-  // Go's zero time, and anything outside the range of int64 nanoseconds.
-  if (year < 1900 || year > 2200) return std::nullopt;
-  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) {
+  // Go's zero time, and anything no build ran at: the bounds also keep the
+  // difference of two times within int64 nanoseconds.
+  if (year < 1970 || year > 2200) return std::nullopt;
+  static constexpr int kDaysInMonth[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (month < 1 || month > 12 || day < 1 || day > kDaysInMonth[month - 1] || hour > 23 ||
+      minute > 59 || second > 60) {
     return std::nullopt;
   }
+  const bool leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+  if (month == 2 && day == 29 && !leap) return std::nullopt;
   size_t at = 19;
   int64_t nanos = 0;
   if (at < t.size() && t[at] == '.') {
@@ -89,6 +94,7 @@ namespace {
 enum class Field {
   kOther,
   kMode,
+  kActionID,
   kCmd,
   kCmdReal,
   kTimeStart,
@@ -100,6 +106,16 @@ enum class Field {
   kPid,
   kTid
 };
+
+// The modes whose actions the go command keys in the cache by an ActionID
+// (cmd/go/internal/work: useCache).
+bool UsesActionID(size_t mode) {
+  for (const std::string_view m :
+       {"build", "link", "preprocess PGO profile", "go build -buildmode=shared"}) {
+    if (kModes[mode] == m) return true;
+  }
+  return false;
+}
 
 Field FieldOf(std::string_view key) {
   // Action graph keys are capitalized, trace event keys are not.
@@ -123,6 +139,7 @@ Field FieldOf(std::string_view key) {
       break;
     case 8:
       if (key == "TimeDone") return Field::kTimeDone;
+      if (key == "ActionID") return Field::kActionID;
       break;
     case 9:
       if (key == "TimeStart") return Field::kTimeStart;
@@ -134,6 +151,7 @@ Field FieldOf(std::string_view key) {
 struct Element {
   bool has_mode = false;
   size_t mode = kOtherMode;
+  bool has_action_id = false;
   bool cmd_array = false;
   size_t cmd_count = 0;
   double cmd_real_ns = 0;
@@ -208,10 +226,13 @@ class Handler {
       case Field::kTimeDone: {
         // Go's zero time marks an action that never ran; any other time must parse.
         const auto time = ParseRfc3339(s);
-        if (!time && s.substr(0, 4) != "0001") return WrongType();
+        if (!time && s != "0001-01-01T00:00:00Z") return WrongType();
         (field_ == Field::kTimeStart ? element_.time_start : element_.time_done) = time;
         return true;
       }
+      case Field::kActionID:
+        element_.has_action_id = !s.empty();
+        return true;
       case Field::kName:
         if (s.substr(0, kActionSpan.size()) == kActionSpan && s.back() == ')') {
           element_.is_action_span = true;
@@ -310,6 +331,10 @@ class Handler {
     // An action the go command never ran (it stopped at an error, or wrote
     // the graph before running anything) has no times: nothing to count.
     if (!e.time_start || !e.time_done || *e.time_done < *e.time_start) return true;
+    // A compile or link looks its result up in the cache first, under its
+    // ActionID; one without an ActionID that ran nothing was skipped because
+    // a dependency failed: neither a hit nor a miss.
+    if (e.cmd_count == 0 && !e.has_action_id && UsesActionID(e.mode)) return true;
     const double seconds = static_cast<double>(*e.time_done - *e.time_start) / 1e9;
     const double command_seconds = std::isfinite(e.cmd_real_ns) ? e.cmd_real_ns / 1e9 : 0;
     tally_.AddAction(e.mode, e.cmd_count > 0, seconds, command_seconds);
@@ -356,7 +381,8 @@ class Handler {
   };
   struct ThreadHash {
     size_t operator()(const std::pair<int64_t, int64_t>& t) const {
-      return std::hash<int64_t>()(t.first * 1000003 ^ t.second);
+      return std::hash<uint64_t>()(static_cast<uint64_t>(t.first) * 1000003u ^
+                                   static_cast<uint64_t>(t.second));
     }
   };
 

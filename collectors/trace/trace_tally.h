@@ -54,7 +54,7 @@ size_t ModeIndex(std::string_view mode);
 // kOtherMode.
 size_t ModeIndexOfDescription(std::string_view description);
 
-enum class TraceFormat { kUnknown, kActionGraph, kChrome };
+enum class TraceFormat { kActionGraph, kChrome, kUnknown };
 std::string_view FormatName(TraceFormat format);
 
 // Latency buckets of METRICS.md, in seconds.

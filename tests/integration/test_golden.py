@@ -6,10 +6,12 @@ Regenerate after an intended change with `make golden`, and review the diff."""
 
 import os
 import re
+import shutil
 
-from harness import SOURCE_DIR, Exporter, TempDirTest, has
+from harness import SOURCE_DIR, Exporter, TempDirTest, has, value
 
 GOLDEN = os.path.join(SOURCE_DIR, "tests", "golden", "metrics.txt")
+TRACE_FIXTURES = os.listdir(os.path.join(SOURCE_DIR, "tests", "fixtures", "trace"))
 
 # Families whose values depend on the machine (block and directory sizes of
 # its filesystem) or the moment.
@@ -42,7 +44,17 @@ def make_fixture(root):
         os.makedirs(os.path.join(mod, d))
     with open(os.path.join(mod, "example.com/m@v1.0.0/go.mod"), "w") as f:
         f.write("module example.com/m\n")
-    return build, mod
+    # Traces of a real cold and warm build, as the go command wrote them.
+    spool = os.path.join(root, "spool")
+    shutil.copytree(os.path.join(SOURCE_DIR, "tests", "fixtures", "trace"), spool)
+    return build, mod, spool
+
+
+def traces_counted(samples):
+    if not has("gocache_trace_files_total")(samples):
+        return False
+    return sum(value(samples, "gocache_trace_files_total", format=f, result="ok")
+               for f in ("actiongraph", "chrome")) == len(TRACE_FIXTURES)
 
 
 def mask(text, root):
@@ -58,10 +70,11 @@ def mask(text, root):
 class GoldenTest(TempDirTest):
 
     def test_metrics_output_matches_golden_file(self):
-        build, mod = make_fixture(self.tmp)
-        with Exporter(f"--cache.dir={build}", f"--modcache.dir={mod}",
-                      "--density.interval=1h") as exporter:
+        build, mod, spool = make_fixture(self.tmp)
+        with Exporter(f"--cache.dir={build}", f"--modcache.dir={mod}", f"--trace.dir={spool}",
+                      "--trace.settle=1ms", "--density.interval=1h") as exporter:
             exporter.wait_for(has("gocache_dir_inodes", kind="mod"), what="first scan")
+            exporter.wait_for(traces_counted, what="the trace fixtures")
             got = mask(exporter.scrape(), self.tmp)
         if os.environ.get("GOCACHE_UPDATE_GOLDEN") == "1":
             with open(GOLDEN, "w") as f:

@@ -96,6 +96,24 @@ TEST(ListParserTest, AnEndlessLineIsRejected) {
   EXPECT_NE(parser.error().find("too long"), std::string::npos) << parser.error();
 }
 
+// Found by fuzz_go_list: the bound held only for a line split over chunks.
+TEST(ListParserTest, ALongLineIsRejectedHoweverItArrives) {
+  const std::string output =
+      "example.com/a\tfalse\t\t\n" + std::string(200'000, 'x') + "\tfalse\t\t\n";
+  std::string error;
+  EXPECT_FALSE(ParseListOutput(output, error));
+  EXPECT_NE(error.find("line 2 is too long"), std::string::npos) << error;
+  for (size_t chunk : {size_t{7}, size_t{65'536}, size_t{150'000}}) {
+    ListParser parser;
+    bool ok = true;
+    for (size_t at = 0; at < output.size() && ok; at += chunk) {
+      ok = parser.Feed(std::string_view(output).substr(at, chunk));
+    }
+    EXPECT_FALSE(ok && parser.Finish()) << "chunk " << chunk;
+    EXPECT_NE(parser.error().find("line 2 is too long"), std::string::npos) << parser.error();
+  }
+}
+
 TEST(StaleInfoTest, RegistersItsFlagsAndValidatesThem) {
   const auto info = Info();
   EXPECT_EQ(info.name, "stale");
