@@ -3,17 +3,28 @@
 # the same data: the cache scan against du -sb and find on a synthetic cache of
 # BENCH_ENTRIES (default 1,000,000) actions and outputs; the exporter's peak
 # RSS over several rescans of it; and scrape latency while that cache is
-# scanned continuously, against an exporter watching an empty cache.
+# scanned continuously, against an exporter watching an empty cache. Then the
+# trace parser's throughput on a synthetic action graph of BENCH_TRACE_MB
+# (default 120) megabytes, against `jq length` on the same file.
 # Usage: scripts/bench.sh [BUILD_DIR]
+# BENCH_ONLY=cache runs only the cache sections, BENCH_ONLY=trace only the
+# trace parser's (default: all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
+only=${BENCH_ONLY:-}
+case $only in
+  "" | cache | trace) ;;
+  *) echo "BENCH_ONLY must be cache or trace, not '$only'" >&2; exit 2 ;;
+esac
+want() { [[ -z $only || $only == "$1" ]]; }
 entries=${BENCH_ENTRIES:-1000000}
 scrapes=${BENCH_SCRAPES:-200}
 work=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
 
+if want cache; then  # the body is not indented: the Python program below starts at column 0
 echo "== making a synthetic build cache of $entries actions and outputs in $work/big"
 PYTHONPATH=tests/integration python3 -c '
 import sys, harness
@@ -67,3 +78,45 @@ awk -v a="$big_p50" -v b="$empty_p50" 'BEGIN {printf "p50 ratio big/empty: %.2f\
 echo "== exporter peak RSS over repeated scans of the $entries-entry cache"
 sleep 10  # several more full rescans at --density.interval=1ms
 awk '/VmHWM|VmRSS/ {printf "%s %.1f MiB\n", $1, $2 / 1024}' "/proc/${pids[0]}/status"
+fi
+
+if want trace; then
+  trace_mb=${BENCH_TRACE_MB:-120}
+  graph=$work/actiongraph.json
+  echo "== trace parse throughput: a synthetic action graph of $trace_mb MB, against jq length"
+  made=$(python3 bench/make_actiongraph.py "$graph" --mb "$trace_mb" --gzip)
+  echo "$made"
+  written=$(awk '{print $2}' <<<"$made")
+  "$build/bench_trace" "$graph" 3 | tee "$work/trace.out"
+  "$build/bench_trace" "$graph.gz" 3 | tee "$work/trace-gz.out"
+  field() { awk -v k="$1" '$1 == k {print $2}' "$2"; }  # ROW FILE
+  bytes=$(field bytes "$work/trace.out")
+  parser_s=$(field seconds "$work/trace.out")
+  parser_mbs=$(field MB/s "$work/trace.out")
+  parsed=$(field actions "$work/trace.out")
+  gzip_s=$(field seconds "$work/trace-gz.out")
+  gzip_mbs=$(field MB/s "$work/trace-gz.out")
+  parsed_gz=$(field actions "$work/trace-gz.out")
+  jq_s=
+  for _ in 1 2 3; do  # best of 3, as bench_trace
+    t0=$EPOCHREALTIME
+    jq_length=$(jq length "$graph")
+    t1=$EPOCHREALTIME
+    jq_s=$(awk -v a="$t0" -v b="$t1" -v best="$jq_s" \
+      'BEGIN {s = b - a; print (best == "" || s < best) ? s : best}')
+  done
+  echo "actions: $written written, jq length $jq_length, parser $parsed (gzip: $parsed_gz)"
+  if [[ $jq_length != "$written" || $parsed != "$written" || $parsed_gz != "$written" ]]; then
+    echo "the action counts differ" >&2
+    exit 1
+  fi
+  awk -v n="$bytes" -v ps="$parser_s" -v pm="$parser_mbs" -v gs="$gzip_s" -v gm="$gzip_mbs" \
+    -v js="$jq_s" 'BEGIN {
+    jm = n / 1e6 / js
+    printf "%-32s %9s %10s\n", "parse " n " bytes", "seconds", "MB/s"
+    printf "%-32s %9.3f %10.1f\n", "gocache trace parser", ps, pm
+    printf "%-32s %9.3f %10.1f\n", "gocache trace parser, gzip file", gs, gm
+    printf "%-32s %9.3f %10.1f\n", "jq length FILE", js, jm
+    printf "parser is %.1fx jq (%.1f MB/s against %.1f MB/s)\n", pm / jm, pm, jm
+  }'
+fi
