@@ -40,6 +40,7 @@ declare -A test_pkgs=(
   [/usr/bin/clang++]=clang
   [/usr/bin/clang-format]=clang-format
   [/usr/bin/jq]=jq
+  [/usr/bin/shellcheck]=shellcheck
   [/usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a]=libclang-rt-14-dev
 )
 
