@@ -41,6 +41,9 @@ declare -A test_pkgs=(
   [/usr/bin/clang-format]=clang-format
   [/usr/bin/jq]=jq
   [/usr/bin/shellcheck]=shellcheck
+  [/usr/lib/python3/dist-packages/yaml/__init__.py]=python3-yaml
+  [/usr/bin/prometheus-alertmanager]=prometheus-alertmanager
+  [/usr/bin/systemd-analyze]=systemd
   [/usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a]=libclang-rt-14-dev
 )
 

@@ -1,38 +1,340 @@
-"""The files users deploy, checked with the tools that read them."""
+"""The files users deploy, checked with the tools that read them: promtool for
+the scrape configuration and the alert rules (with their unit tests), amtool
+for the Alertmanager routing, systemd-analyze for the unit, the Grafana
+dashboard against its generator and its structure, the Kubernetes manifests
+against each other, and the Dockerfile's runtime packages against what the
+built binary links."""
 
 import json
 import os
 import re
+import shutil
 import subprocess
-
-from harness import SOURCE_DIR, tool
+import sys
+import tempfile
 import unittest
 
+import yaml
+
+from harness import EXPORTER, SOURCE_DIR, tool
+
+DEPLOY = os.path.join(SOURCE_DIR, "deploy")
 DASHBOARD = os.path.join(SOURCE_DIR, "dashboards", "gocache-exporter.json")
+RULES = os.path.join(DEPLOY, "prometheus", "gocache.rules.yml")
+ALERTMANAGER = os.path.join(DEPLOY, "alertmanager", "alertmanager.yml")
+UNIT = os.path.join(DEPLOY, "systemd", "gocache_exporter.service")
+KUBERNETES = os.path.join(DEPLOY, "kubernetes")
+HISTOGRAM_SUFFIX = re.compile(r"_(bucket|sum|count)$")
+
+
+def readme():
+    with open(os.path.join(SOURCE_DIR, "README.md")) as f:
+        return f.read()
 
 
 def readme_families():
-    with open(os.path.join(SOURCE_DIR, "README.md")) as f:
-        return set(re.findall(r"^\| `?([a-z_:]+)`? \|", f.read(), re.M))
+    return set(re.findall(r"^\| `?([a-z_:]+)`? \|", readme(), re.M))
 
 
-class DeployTest(unittest.TestCase):
+def run(*cmd, **kwargs):
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, **kwargs)
 
-    def test_prometheus_config_is_valid(self):
-        r = subprocess.run([tool("promtool"), "check", "config",
-                            os.path.join(SOURCE_DIR, "deploy", "prometheus", "prometheus.yml")],
-                           capture_output=True, text=True, timeout=60)
+
+def load_yaml(path):
+    with open(path) as f:
+        return list(yaml.safe_load_all(f))
+
+
+def dashboard_exprs(dashboard):
+    return [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+
+
+def rule_exprs():
+    return [r["expr"] for g in load_yaml(RULES)[0]["groups"] for r in g["rules"]]
+
+
+def metric_names(expr):
+    return {HISTOGRAM_SUFFIX.sub("", m) for m in re.findall(r"\b(gocache_[a-z_]+)", expr)}
+
+
+class PrometheusFilesTest(unittest.TestCase):
+
+    def test_scrape_configs_are_valid(self):
+        for name in ("prometheus.yml", "file_sd.yml"):
+            r = run(tool("promtool"), "check", "config", os.path.join(DEPLOY, "prometheus", name))
+            self.assertEqual(r.returncode, 0, name + r.stdout + r.stderr)
+            self.assertIn("SUCCESS: 6 rules found", r.stdout, name)
+
+    def test_kubernetes_scrape_config_matches_the_daemonset(self):
+        # Debian's promtool is built without Kubernetes discovery and cannot
+        # load this file: check that it selects what the DaemonSet runs.
+        [config] = load_yaml(os.path.join(DEPLOY, "prometheus", "kubernetes-pods.yml"))
+        [job] = config["scrape_configs"]
+        self.assertEqual(job["job_name"], "gocache")
+        self.assertEqual(job["kubernetes_sd_configs"][0]["role"], "pod")
+        keep = {r["source_labels"][0]: r["regex"] for r in job["relabel_configs"]
+                if r.get("action") == "keep"}
+        [daemonset] = load_yaml(os.path.join(KUBERNETES, "daemonset.yaml"))
+        pod = daemonset["spec"]["template"]
+        self.assertEqual(keep["__meta_kubernetes_pod_label_app_kubernetes_io_name"],
+                         pod["metadata"]["labels"]["app.kubernetes.io/name"])
+        self.assertEqual(keep["__meta_kubernetes_pod_container_port_name"],
+                         pod["spec"]["containers"][0]["ports"][0]["name"])
+        self.assertEqual(job["kubernetes_sd_configs"][0]["namespaces"]["names"],
+                         [daemonset["metadata"]["namespace"]])
+
+    def test_rules_are_valid(self):
+        r = run(tool("promtool"), "check", "rules", RULES)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("SUCCESS: 6 rules found", r.stdout)
+
+    def test_rule_unit_tests_pass(self):
+        r = run(tool("promtool"), "test", "rules", "gocache.rules.test.yml",
+                cwd=os.path.join(DEPLOY, "prometheus"))
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("SUCCESS", r.stdout)
+
+    def test_rules_use_documented_metrics_and_have_runbooks(self):
+        text = readme()
+        for group in load_yaml(RULES)[0]["groups"]:
+            for rule in group["rules"]:
+                name = rule["alert"]
+                self.assertIn(rule["labels"]["severity"], ("warning", "critical"), name)
+                for key in ("summary", "description"):
+                    self.assertTrue(rule["annotations"].get(key), f"{name} has no {key}")
+                self.assertTrue(f"#### {name}\n" in text, f"README has no runbook for {name}")
+                self.assertEqual(metric_names(rule["expr"]) - readme_families(), set(), name)
+
+    def test_prometheus_rule_is_generated_from_the_rules(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "prometheusrule.yaml")
+            r = run(os.path.join(SOURCE_DIR, "scripts", "gen-prometheusrule.sh"), out)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            with open(out) as f, open(os.path.join(KUBERNETES, "prometheusrule.yaml")) as g:
+                self.assertEqual(f.read(), g.read(),
+                                 "rerun scripts/gen-prometheusrule.sh after editing the rules")
+        rule = load_yaml(os.path.join(KUBERNETES, "prometheusrule.yaml"))[0]
+        self.assertEqual(rule["kind"], "PrometheusRule")
+        self.assertEqual(rule["spec"], load_yaml(RULES)[0])
+
+
+class AlertmanagerTest(unittest.TestCase):
+
+    def test_config_is_valid(self):
+        r = run(tool("amtool"), "check-config", ALERTMANAGER)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 
-    def test_dashboard_queries_only_documented_metrics(self):
+    def test_routes_by_severity(self):
+        for labels, receiver in ((["severity=critical", "alertname=GoCacheInodeUsageCritical"],
+                                  "ci-infra-pager"),
+                                 (["severity=warning", "alertname=GoCacheInodeUsageHigh"],
+                                  "ci-infra-chat")):
+            r = run(tool("amtool"), "config", "routes", "test", f"--config.file={ALERTMANAGER}",
+                    *labels)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertEqual(r.stdout.strip(), receiver, labels)
+
+    def test_critical_inhibits_warning_for_the_same_cache(self):
+        config = load_yaml(ALERTMANAGER)[0]
+        [rule] = config["inhibit_rules"]
+        self.assertEqual(rule["source_matchers"], ['severity="critical"'])
+        self.assertEqual(rule["target_matchers"], ['severity="warning"'])
+        self.assertEqual(sorted(rule["equal"]), ["instance", "path"])
+
+
+class SystemdTest(unittest.TestCase):
+
+    def unit_for_this_build(self, tmp):
+        """The unit with ExecStart pointing at the binary built here, which
+        systemd-analyze checks for existence."""
+        with open(UNIT) as f:
+            text = f.read()
+        self.assertIn("ExecStart=/usr/local/bin/gocache_exporter", text)
+        path = os.path.join(tmp, "gocache_exporter.service")
+        with open(path, "w") as f:
+            f.write(text.replace("/usr/local/bin/gocache_exporter", EXPORTER))
+        return path
+
+    def test_unit_verifies(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            r = run(tool("systemd-analyze"), "verify", self.unit_for_this_build(tmp))
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(r.stderr.strip(), "")
+
+    def test_unit_is_hardened(self):
+        # The threshold is in tenths: 20 is an exposure of 2.0 of 10.
+        with tempfile.TemporaryDirectory() as tmp:
+            r = run(tool("systemd-analyze"), "security", "--offline=true", "--threshold=20",
+                    self.unit_for_this_build(tmp))
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        level = float(re.search(r"Overall exposure level for \S+: (\d+\.\d+)", r.stdout).group(1))
+        self.assertLess(level, 2.0)
+        with open(UNIT) as f:
+            text = f.read()
+        for option in ("DynamicUser=yes", "NoNewPrivileges=yes", "ProtectSystem=strict",
+                       "ProtectHome=read-only", "CapabilityBoundingSet=\n"):
+            self.assertIn(option, text)
+
+
+class KubernetesTest(unittest.TestCase):
+
+    def manifests(self):
+        by_kind = {}
+        for name in sorted(os.listdir(KUBERNETES)):
+            for doc in load_yaml(os.path.join(KUBERNETES, name)):
+                by_kind[doc["kind"]] = doc
+        return by_kind
+
+    def test_manifests_fit_together(self):
+        m = self.manifests()
+        self.assertEqual(set(m), {"DaemonSet", "Service", "ServiceMonitor", "PrometheusRule"})
+        pod = m["DaemonSet"]["spec"]["template"]
+        labels = pod["metadata"]["labels"]
+        self.assertEqual(m["DaemonSet"]["spec"]["selector"]["matchLabels"], labels)
+        self.assertLessEqual(m["Service"]["spec"]["selector"].items(), labels.items())
+        self.assertLessEqual(m["ServiceMonitor"]["spec"]["selector"]["matchLabels"].items(),
+                             m["Service"]["metadata"]["labels"].items())
+        [container] = pod["spec"]["containers"]
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        self.assertEqual(ports, {"metrics": 9959})
+        self.assertEqual([p["targetPort"] for p in m["Service"]["spec"]["ports"]], ["metrics"])
+        self.assertEqual([e["port"] for e in m["ServiceMonitor"]["spec"]["endpoints"]],
+                         ["metrics"])
+        # The rules' GoCacheExporterDown expects job="gocache".
+        relabel = m["ServiceMonitor"]["spec"]["endpoints"][0]["relabelings"]
+        self.assertIn({"targetLabel": "job", "replacement": "gocache"}, relabel)
+
+    def test_daemonset_is_unprivileged_and_read_only(self):
+        pod = self.manifests()["DaemonSet"]["spec"]["template"]["spec"]
+        self.assertTrue(pod["securityContext"]["runAsNonRoot"])
+        self.assertNotEqual(pod["securityContext"]["runAsUser"], 0)
+        [container] = pod["containers"]
+        sc = container["securityContext"]
+        self.assertTrue(sc["readOnlyRootFilesystem"])
+        self.assertFalse(sc["allowPrivilegeEscalation"])
+        self.assertEqual(sc["capabilities"]["drop"], ["ALL"])
+        mounts = container["volumeMounts"]
+        self.assertTrue(mounts)
+        self.assertTrue(all(v["readOnly"] for v in mounts), mounts)
+        host_paths = {v["name"] for v in pod["volumes"] if "hostPath" in v}
+        self.assertEqual({v["name"] for v in mounts}, host_paths)
+        # Every cache the container mounts is one the exporter is told to watch.
+        for v in mounts:
+            self.assertTrue(any(a.endswith("=" + v["mountPath"]) for a in container["args"]), v)
+
+
+class DockerfileTest(unittest.TestCase):
+    """No container engine runs here: the Dockerfile is checked by reading
+    it, against the libraries the binary built here actually needs."""
+
+    BASE_PACKAGES = {"libc6", "libstdc++6", "libgcc-s1"}  # in debian:bookworm-slim
+
+    def stages(self):
+        with open(os.path.join(DEPLOY, "docker", "Dockerfile")) as f:
+            text = f.read()
+        return re.split(r"^FROM ", text, flags=re.M)[1:]
+
+    def test_runtime_stage_installs_every_library_the_binary_links(self):
+        build, runtime = self.stages()
+        self.assertTrue(build.startswith("debian:bookworm AS build"))
+        self.assertTrue(runtime.startswith("debian:bookworm-slim"))
+        self.assertRegex(runtime, r"(?m)^USER 65534:65534$")
+        installed = set(re.findall(r"\b(lib[a-z0-9.+-]+|zlib1g)\b",
+                                   runtime.split("COPY")[0])) | self.BASE_PACKAGES
+        r = run("ldd", EXPORTER)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        libraries = re.findall(r"=> (/\S+)", r.stdout)
+        self.assertGreater(len(libraries), 5)
+        for library in libraries:
+            owner = run("dpkg", "-S", os.path.realpath(library))
+            if owner.returncode != 0:  # the merged-/usr alias of the same file
+                owner = run("dpkg", "-S", os.path.realpath(library).replace("/usr/lib/", "/lib/"))
+            self.assertEqual(owner.returncode, 0, library)
+            package = owner.stdout.split(":")[0]
+            self.assertIn(package, installed, f"{library} comes from {package}")
+
+    def test_build_stage_installs_what_install_deps_builds_with(self):
+        build = self.stages()[0]
+        with open(os.path.join(SOURCE_DIR, "scripts", "install-deps.sh")) as f:
+            deps = f.read()
+        block = deps[deps.index("declare -A build_pkgs"):deps.index("declare -A test_pkgs")]
+        for package in re.findall(r"\]=(\S+)", block):
+            self.assertIn(package, build, package)
+
+
+class DashboardTest(unittest.TestCase):
+
+    def setUp(self):
         with open(DASHBOARD) as f:
-            dashboard = json.load(f)
-        self.assertEqual(dashboard["uid"], "gocache-exporter")
-        exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
-        exprs += [v["query"]["query"] for v in dashboard["templating"]["list"]
+            self.dashboard = json.load(f)
+        self.panels = [p for p in self.dashboard["panels"] if p["type"] != "row"]
+
+    def test_is_what_the_generator_writes(self):
+        sys.path.insert(0, os.path.join(SOURCE_DIR, "dashboards"))
+        try:
+            import generate
+        finally:
+            sys.path.pop(0)
+        with open(DASHBOARD) as f:
+            self.assertEqual(f.read(), generate.render(),
+                             "run python3 dashboards/generate.py after editing it")
+
+    def test_importable_with_a_datasource_input_and_variables(self):
+        d = self.dashboard
+        self.assertEqual(d["uid"], "gocache-exporter")
+        self.assertEqual([i["name"] for i in d["__inputs"]], ["DS_PROMETHEUS"])
+        names = [v["name"] for v in d["templating"]["list"]]
+        self.assertEqual(names, ["datasource", "job", "instance", "path"])
+
+    def test_queries_only_documented_metrics(self):
+        exprs = dashboard_exprs(self.dashboard)
+        exprs += [v["query"]["query"] for v in self.dashboard["templating"]["list"]
                   if isinstance(v.get("query"), dict)]
-        self.assertGreater(len(exprs), 5)
-        used = {m for e in exprs for m in re.findall(r"\b(gocache_[a-z_]+)", e)}
+        used = set().union(*(metric_names(e) for e in exprs))
+        self.assertGreater(len(used), 25)
         self.assertEqual(used - readme_families(), set())
-        ids = [p["id"] for p in dashboard["panels"]]
+
+    def test_structure(self):
+        ids = [p["id"] for p in self.dashboard["panels"]]
         self.assertEqual(len(ids), len(set(ids)), "panel ids must be unique")
+        cells = {}
+        for p in self.dashboard["panels"]:
+            g = p["gridPos"]
+            self.assertLessEqual(g["x"] + g["w"], 24, p["title"])
+            for x in range(g["x"], g["x"] + g["w"]):
+                for y in range(g["y"], g["y"] + g["h"]):
+                    self.assertNotIn((x, y), cells, f'{p["title"]} overlaps {cells.get((x, y))}')
+                    cells[(x, y)] = p["title"]
+        for p in self.panels:
+            self.assertEqual(p["datasource"], {"type": "prometheus", "uid": "${datasource}"},
+                             p["title"])
+            self.assertTrue(p["targets"], p["title"])
+            for t in p["targets"]:
+                self.assertEqual(t["datasource"]["uid"], "${datasource}", p["title"])
+
+    def test_heatmaps_read_buckets_in_heatmap_format(self):
+        heatmaps = [p for p in self.panels if p["type"] == "heatmap"]
+        self.assertGreaterEqual(len(heatmaps), 2)
+        for p in heatmaps:
+            for t in p["targets"]:
+                self.assertEqual(t["format"], "heatmap", p["title"])
+                self.assertRegex(t["expr"], r"^sum by \(le\) \(.*_bucket\{", p["title"])
+        latency = [t["expr"] for p in heatmaps for t in p["targets"] if "trace" in t["expr"]]
+        self.assertEqual(len(latency), 2)
+        for expr in latency:
+            self.assertRegex(expr, r"increase\(gocache_trace_cache_(read|write)_seconds_bucket"
+                                   r"\{.*\}\[\$__rate_interval\]\)")
+
+    def test_has_the_rows_users_look_for(self):
+        rows = [p["title"] for p in self.dashboard["panels"] if p["type"] == "row"]
+        self.assertEqual(rows, ["Overview", "Inode and space usage", "Density", "Entry age",
+                                "Staleness", "Cache latency from build traces",
+                                "Exporter health"])
+        inode = next(p for p in self.panels if p["title"] == "Inode usage" and
+                     p["type"] == "timeseries")
+        steps = inode["fieldConfig"]["defaults"]["thresholds"]["steps"]
+        self.assertIn({"color": "red", "value": 0.9}, steps)
+
+
+if __name__ == "__main__":
+    unittest.main()
