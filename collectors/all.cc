@@ -4,6 +4,7 @@
 #include "collectors/inode/inode_collector.h"
 #include "collectors/stale/stale_collector.h"
 #include "collectors/trace/trace_collector.h"
+#include "collectors/trim/trim_collector.h"
 
 namespace gocache {
 
@@ -14,6 +15,7 @@ const std::vector<CollectorInfo>& AllCollectors() {
       density::Info(),
       stale::Info(),
       trace::Info(),
+      trim::Info(),
   };
   return all;
 }

@@ -15,6 +15,7 @@
 #include "collectors/common/scan_service.h"
 #include "collectors/common/subprocess.h"
 #include "exporter/cache_discovery.h"
+#include "exporter/commands.h"
 #include "exporter/http_server.h"
 #include "exporter/log.h"
 #include "exporter/options.h"
@@ -121,6 +122,9 @@ int main(int argc, char** argv) {
   // mappings of their own, returned to the system when freed, rather than
   // let glibc's adaptive threshold move them into a heap that keeps its peak.
   mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+
+  // The companion commands for CI jobs: `check` and `trim`.
+  if (argc > 1 && gocache::IsCommand(argv[1])) return gocache::RunCommandLine(argc, argv);
 
   auto parsed = gocache::ParseCommandLine(argc, argv);
   if (!parsed.config) {

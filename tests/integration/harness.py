@@ -60,6 +60,15 @@ def go_env(tmp):
     return env
 
 
+def write_files(root, files):
+    """Writes {relative path: text} below root, making directories."""
+    for rel, text in files.items():
+        path = os.path.join(root, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write(text)
+
+
 GO_MAIN = """package main
 
 import (

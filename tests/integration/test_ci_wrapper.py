@@ -14,7 +14,7 @@ import time
 import unittest
 
 from harness import (SOURCE_DIR, Exporter, TempDirTest, go_binary, go_env, has, parse_metrics,
-                     tool, value)
+                     tool, value, write_files)
 
 WRAPPER = os.path.join(SOURCE_DIR, "deploy", "ci", "go")
 GO_TIMEOUT = 300
@@ -38,14 +38,6 @@ MODULE = {
     "b/b.go": "package b\n\n// B is the answer.\nfunc B() int { return 41 }\n",
 }
 BROKEN_B = "package b\n\nfunc B() int { return 41 +\n"
-
-
-def write_files(root, files):
-    for rel, text in files.items():
-        path = os.path.join(root, rel)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w") as f:
-            f.write(text)
 
 
 def real_go_dir():

@@ -6,6 +6,7 @@ import gzip
 import os
 import re
 import subprocess
+import time
 
 from harness import (SOURCE_DIR, Exporter, TempDirTest, copy_go_cache, families, find_count,
                      go_binary, go_env, has, parse_metrics, promtool_check, run_exporter,
@@ -175,8 +176,13 @@ class DiscoveryTest(TempDirTest):
             want = find_count(cache)
             text = exporter.wait_for(
                 lambda s: value(s, "gocache_scrape_collector_success", collector="inode") == 1
+                and value(s, "gocache_scrape_collector_success", collector="density") == 1
                 and has("gocache_dir_inodes", path=cache)(s)
                 and value(s, "gocache_dir_inodes", path=cache) == want, what="the new cache")
+            # The log is read from the exporter's stderr by a thread of its own.
+            deadline = time.monotonic() + 5
+            while exporter.log().count("collector recovered") < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
             log = exporter.log()
         self.assertEqual(value(parse_metrics(text), "gocache_dir_inodes", path=cache), want)
         # One line per affected collector when it fails, one when it recovers;

@@ -14,7 +14,7 @@ import subprocess
 import time
 
 from harness import (EXPORTER, Exporter, TempDirTest, go_binary, go_env, has, parse_metrics, run_exporter,
-                     tool, tree_state, value)
+                     tool, tree_state, value, write_files)
 
 LIST_FORMAT = "{{.ImportPath}}\t{{.Stale}}\t{{.StaleReason}}"
 REASONS = ("stale dependency", "build ID mismatch", "not installed but available in build cache",
@@ -79,14 +79,6 @@ def host_target():
 
 def other_target():
     return ("linux", "amd64") if host_target() == ("linux", "arm64") else ("linux", "arm64")
-
-
-def write_files(root, files):
-    for rel, text in files.items():
-        path = os.path.join(root, rel)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w") as f:
-            f.write(text)
 
 
 def make_module(root):

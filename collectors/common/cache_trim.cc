@@ -1,0 +1,339 @@
+#include "collectors/common/cache_trim.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <memory>
+
+#include "collectors/common/build_cache.h"
+
+namespace gocache {
+namespace {
+
+using Id = std::array<uint8_t, 32>;
+
+constexpr int kShards = 256;
+constexpr uint32_t kNoOutput = UINT32_MAX;
+
+struct Entry {
+  Id id;
+  int64_t mtime_ns;
+  uint64_t size;
+  uint8_t shard;
+  bool action;
+  uint32_t output = kNoOutput;  // actions: index of the output they name, if present
+};
+
+int HexValue(char c) { return c <= '9' ? c - '0' : c - 'a' + 10; }
+
+// The 64 lowercase hex digits that Classify() accepted, as bytes.
+Id IdOf(std::string_view hex) {
+  Id id;
+  for (size_t i = 0; i < id.size(); ++i) {
+    id[i] = static_cast<uint8_t>(HexValue(hex[2 * i]) << 4 | HexValue(hex[2 * i + 1]));
+  }
+  return id;
+}
+
+std::string NameOf(const Entry& e) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string name;
+  name.reserve(66);
+  for (uint8_t b : e.id) {
+    name += kHex[b >> 4];
+    name += kHex[b & 15];
+  }
+  return name + (e.action ? "-a" : "-d");
+}
+
+int64_t MtimeNs(const struct stat& st) {
+  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+}
+
+std::string Describe(int err, const std::string& what) { return what + ": " + std::strerror(err); }
+
+// The shard directories, open, and the entries in them.
+class Listing {
+ public:
+  ~Listing() {
+    for (int fd : shard_fds) {
+      if (fd >= 0) close(fd);
+    }
+    if (root_fd >= 0) close(root_fd);
+  }
+
+  bool Open(const std::string& dir, std::string& error) {
+    root_fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    struct stat st;
+    if (root_fd < 0 || fstat(root_fd, &st) != 0) {
+      error = Describe(errno, dir);
+      return false;
+    }
+    device = st.st_dev;
+    return true;
+  }
+
+  bool Statvfs(CacheUsage& usage, std::string& error) const {
+    struct statvfs fs;
+    if (fstatvfs(root_fd, &fs) != 0) {
+      error = Describe(errno, "statvfs");
+      return false;
+    }
+    usage.files = fs.f_files;
+    usage.files_free = fs.f_ffree;
+    usage.avail_bytes = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+    return true;
+  }
+
+  // Lists every action and output; reads each action's entry for the
+  // output it names.
+  void List(const std::string& dir, const TrimOptions& options, std::vector<std::string>& errors) {
+    for (int shard = 0; shard < kShards; ++shard) {
+      char name[3];
+      std::snprintf(name, sizeof name, "%02x", shard);
+      // O_NOFOLLOW: a shard that is a symbolic link is not the cache's.
+      const int fd = openat(root_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (fd < 0) {
+        if (errno != ENOENT && errno != ENOTDIR && errno != ELOOP) {
+          errors.push_back(Describe(errno, dir + "/" + name));
+        }
+        continue;
+      }
+      struct stat st;
+      if (fstat(fd, &st) != 0 || st.st_dev != device) {  // another filesystem: not entered
+        close(fd);
+        continue;
+      }
+      shard_fds[shard] = fd;
+      ListShard(shard, dir + "/" + name, errors);
+      if (options.progress) options.progress({"listing", static_cast<uint64_t>(shard + 1), 256});
+    }
+    LinkOutputs();
+  }
+
+  int root_fd = -1;
+  dev_t device = 0;
+  std::array<int, kShards> shard_fds = [] {
+    std::array<int, kShards> fds;
+    fds.fill(-1);
+    return fds;
+  }();
+  std::vector<Entry> entries;
+
+ private:
+  void ListShard(int shard, const std::string& path, std::vector<std::string>& errors) {
+    const int list_fd = dup(shard_fds[shard]);
+    DIR* dir = list_fd >= 0 ? fdopendir(list_fd) : nullptr;
+    if (dir == nullptr) {
+      if (list_fd >= 0) close(list_fd);
+      errors.push_back(Describe(errno, path));
+      return;
+    }
+    const std::unique_ptr<DIR, int (*)(DIR*)> closer(dir, closedir);
+    while (const struct dirent* d = readdir(dir)) {
+      const std::string_view name = d->d_name;
+      const auto type = buildcache::Classify(shard, name);
+      if (type == buildcache::EntryType::kOther) continue;
+      struct stat st;
+      if (fstatat(shard_fds[shard], d->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+      if (!S_ISREG(st.st_mode)) continue;  // never a link, never anything but a file
+      Entry e{IdOf(name), MtimeNs(st), static_cast<uint64_t>(st.st_size),
+              static_cast<uint8_t>(shard), type == buildcache::EntryType::kAction};
+      if (e.action) ReadAction(shard, d->d_name);
+      entries.push_back(e);
+    }
+  }
+
+  // The output the action entry about to be listed names, kept as its id in
+  // `pending_` until every output is listed.
+  void ReadAction(int shard, const char* name) {
+    int fd = openat(shard_fds[shard], name,
+                    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | (noatime_ ? O_NOATIME : 0));
+    if (fd < 0 && errno == EPERM && noatime_) {  // not the owner: without O_NOATIME
+      noatime_ = false;
+      fd = openat(shard_fds[shard], name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    }
+    if (fd < 0) return;
+    char buffer[buildcache::kActionEntrySize + 1];
+    const ssize_t n = read(fd, buffer, sizeof buffer);
+    close(fd);
+    if (n <= 0) return;
+    const std::string_view content(buffer, static_cast<size_t>(n));
+    if (!buildcache::ParseActionEntry(content, std::string_view(name, buildcache::kHexIdSize))) {
+      return;  // corrupt: an action alone
+    }
+    // "v1 <action id> <output id> ...": ParseActionEntry checked the hex.
+    pending_.push_back({entries.size(), IdOf(content.substr(3 + buildcache::kHexIdSize + 1,
+                                                            buildcache::kHexIdSize))});
+  }
+
+  void LinkOutputs() {
+    std::vector<std::pair<Id, uint32_t>> outputs;
+    for (uint32_t i = 0; i < entries.size(); ++i) {
+      if (!entries[i].action) outputs.push_back({entries[i].id, i});
+    }
+    std::sort(outputs.begin(), outputs.end());
+    for (const auto& [action, output_id] : pending_) {
+      const auto it =
+          std::lower_bound(outputs.begin(), outputs.end(), std::make_pair(output_id, uint32_t{0}));
+      if (it != outputs.end() && it->first == output_id) entries[action].output = it->second;
+    }
+    pending_.clear();
+  }
+
+  bool noatime_ = true;
+  std::vector<std::pair<size_t, Id>> pending_;
+};
+
+bool BoundsHold(const TrimBounds& bounds, uint64_t bytes, uint64_t used, uint64_t files) {
+  if (bounds.max_bytes && bytes > *bounds.max_bytes) return false;
+  if (bounds.max_inode_usage && files > 0 &&
+      static_cast<double>(used) / static_cast<double>(files) > *bounds.max_inode_usage) {
+    return false;
+  }
+  return true;
+}
+
+void Count(const std::vector<Entry>& entries, CacheUsage& usage) {
+  const int64_t cutoff = (std::chrono::duration_cast<std::chrono::nanoseconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count()) -
+                         buildcache::kTrimCutoffSeconds * 1'000'000'000;
+  for (const Entry& e : entries) {
+    ++usage.entries;
+    usage.bytes += e.size;
+    if (e.mtime_ns < cutoff) ++usage.trimmable;
+  }
+}
+
+}  // namespace
+
+std::optional<double> CacheUsage::inode_usage() const {
+  if (files == 0) return std::nullopt;
+  return static_cast<double>(files - files_free) / static_cast<double>(files);
+}
+
+std::optional<CacheUsage> MeasureCache(const std::string& dir, bool count_entries,
+                                       std::string& error) {
+  Listing listing;
+  CacheUsage usage;
+  if (!listing.Open(dir, error) || !listing.Statvfs(usage, error)) return std::nullopt;
+  if (count_entries) {
+    std::vector<std::string> errors;
+    listing.List(dir, {}, errors);
+    if (!errors.empty()) {
+      error = errors.front();
+      return std::nullopt;
+    }
+    Count(listing.entries, usage);
+  }
+  return usage;
+}
+
+std::optional<TrimResult> TrimCache(const std::string& dir, const TrimBounds& bounds,
+                                    const TrimOptions& options, std::string& error) {
+  Listing listing;
+  TrimResult result;
+  if (!listing.Open(dir, error) || !listing.Statvfs(result.before, error)) return std::nullopt;
+  listing.List(dir, options, result.errors);
+  std::vector<Entry>& entries = listing.entries;
+  Count(entries, result.before);
+
+  // Units of removal, least recently used first: each action with the
+  // output it names, and each output that no action names.
+  std::vector<uint32_t> references(entries.size(), 0);
+  for (const Entry& e : entries) {
+    if (e.action && e.output != kNoOutput) ++references[e.output];
+  }
+  std::vector<uint32_t> units;
+  for (uint32_t i = 0; i < entries.size(); ++i) {
+    if (entries[i].action || references[i] == 0) units.push_back(i);
+  }
+  std::sort(units.begin(), units.end(), [&](uint32_t a, uint32_t b) {
+    return std::tie(entries[a].mtime_ns, entries[a].id) <
+           std::tie(entries[b].mtime_ns, entries[b].id);
+  });
+  const int64_t age_cutoff =
+      bounds.max_age ? std::chrono::duration_cast<std::chrono::nanoseconds>(
+                           std::chrono::system_clock::now().time_since_epoch() - *bounds.max_age)
+                           .count()
+                     : INT64_MIN;
+
+  // The plan: (entry, the output that goes with it or kNoOutput).
+  std::vector<std::pair<uint32_t, uint32_t>> plan;
+  uint64_t bytes = result.before.bytes;
+  uint64_t used = result.before.files - result.before.files_free;
+  for (uint32_t unit : units) {
+    if (BoundsHold(bounds, bytes, used, result.before.files) &&
+        entries[unit].mtime_ns >= age_cutoff) {
+      break;
+    }
+    uint32_t output = kNoOutput;
+    if (entries[unit].action && entries[unit].output != kNoOutput &&
+        --references[entries[unit].output] == 0) {
+      output = entries[unit].output;
+    }
+    plan.push_back({unit, output});
+    for (uint32_t i : {unit, output}) {
+      if (i == kNoOutput) continue;
+      bytes -= entries[i].size;
+      used -= used > 0 ? 1 : 0;
+    }
+  }
+
+  uint64_t done = 0;
+  for (const auto& [first, second] : plan) {
+    if (options.stop && options.stop()) break;
+    for (uint32_t i : {first, second}) {
+      if (i == kNoOutput) continue;
+      const Entry& e = entries[i];
+      if (!options.dry_run) {
+        const std::string name = NameOf(e);
+        const int fd = listing.shard_fds[e.shard];
+        struct stat st;
+        // Used (or replaced) since it was listed: a build needs it; and if
+        // the action stays, so does its output.
+        if (fstatat(fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode) ||
+            MtimeNs(st) != e.mtime_ns) {
+          ++result.skipped;
+          break;
+        }
+        if (unlinkat(fd, name.c_str(), 0) != 0) {
+          if (errno != ENOENT) result.errors.push_back(Describe(errno, dir + "/" + name));
+          ++result.skipped;
+          break;
+        }
+      }
+      ++(e.action ? result.actions : result.outputs);
+      result.bytes += e.size;
+    }
+    if (options.progress && ++done % 4096 == 0) {
+      options.progress({"removing", done, plan.size()});
+    }
+  }
+
+  result.after = result.before;
+  result.after.entries -= result.entries();
+  result.after.bytes -= result.bytes;
+  if (options.dry_run) {
+    result.after.files_free +=
+        std::min(result.entries(), result.before.files - result.before.files_free);
+  } else {
+    std::string statvfs_error;
+    if (!listing.Statvfs(result.after, statvfs_error)) result.errors.push_back(statvfs_error);
+  }
+  // The age bound holds unless an old entry had to be left alone.
+  result.bounds_met =
+      BoundsHold(bounds, result.after.bytes, result.after.files - result.after.files_free,
+                 result.after.files) &&
+      (!bounds.max_age || result.skipped == 0);
+  return result;
+}
+
+}  // namespace gocache

@@ -1,0 +1,206 @@
+#include "collectors/trim/trim_collector.h"
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+
+#include "collectors/common/cache_trim.h"
+#include "collectors/common/metric_family.h"
+#include "exporter/flag_values.h"
+#include "exporter/flags.h"
+#include "exporter/log.h"
+
+namespace gocache::trim {
+namespace {
+
+using prometheus::MetricType;
+using Clock = std::chrono::system_clock;
+
+struct Config {
+  std::optional<double> trigger_inode_usage;
+  std::optional<uint64_t> trigger_bytes;
+  double target_fraction = 0.9;
+  std::chrono::milliseconds min_interval{0};
+};
+
+struct CacheTrims {
+  uint64_t runs = 0, entries = 0, bytes = 0;
+  std::optional<Clock::time_point> last_run;
+};
+
+double Unix(Clock::time_point t) {
+  return std::chrono::duration<double>(t.time_since_epoch()).count();
+}
+
+class TrimCollector : public Collector {
+ public:
+  TrimCollector(Config config, std::vector<std::string> caches,
+                std::shared_ptr<const ScanService> scans)
+      : config_(config), caches_(std::move(caches)), scans_(std::move(scans)) {}
+
+  CollectResult Update() override {
+    CollectResult result;
+    for (const auto& dir : caches_) Check(dir, result.errors);
+    auto runs = MakeFamily("gocache_trim_runs_total",
+                           "Automatic trims run (--trim.auto-inode-usage, --trim.auto-bytes).",
+                           MetricType::Counter);
+    auto entries =
+        MakeFamily("gocache_trim_removed_entries_total",
+                   "Entries (actions and outputs) automatic trims removed.", MetricType::Counter);
+    auto bytes = MakeFamily("gocache_trim_removed_bytes_total",
+                            "Bytes of the entries automatic trims removed.", MetricType::Counter);
+    auto last = MakeFamily("gocache_trim_last_run_timestamp_seconds",
+                           "Unix time the last automatic trim ended; absent before the first.",
+                           MetricType::Gauge);
+    for (const auto& dir : caches_) {
+      const CacheTrims& t = trims_[dir];
+      AddSample(runs, {{"path", dir}}, static_cast<double>(t.runs));
+      AddSample(entries, {{"path", dir}}, static_cast<double>(t.entries));
+      AddSample(bytes, {{"path", dir}}, static_cast<double>(t.bytes));
+      if (t.last_run) AddSample(last, {{"path", dir}}, Unix(*t.last_run));
+    }
+    AppendNonEmpty(result.families,
+                   {std::move(runs), std::move(entries), std::move(bytes), std::move(last)});
+    return result;
+  }
+
+ private:
+  void Check(const std::string& dir, std::vector<std::string>& errors) {
+    std::string error;
+    const auto usage = MeasureCache(dir, false, error);
+    if (!usage) {
+      errors.push_back("cannot read " + error);
+      return;
+    }
+    TrimBounds target;
+    std::string why;
+    const auto ratio = usage->inode_usage();
+    if (config_.trigger_inode_usage && ratio && *ratio >= *config_.trigger_inode_usage) {
+      target.max_inode_usage = *config_.trigger_inode_usage * config_.target_fraction;
+      why = "inode usage " + std::to_string(*ratio);
+    }
+    if (config_.trigger_bytes) {
+      // The entry bytes come from the background scan: listing a cache at
+      // every check would cost what the scan already pays.
+      const auto scan = scans_->Latest(dir);
+      if (scan && scan->census) {
+        const auto& c = *scan->census;
+        const uint64_t entry_bytes = c.bytes[0] + c.bytes[1];  // actions and outputs
+        if (entry_bytes >= *config_.trigger_bytes) {
+          target.max_bytes = static_cast<uint64_t>(static_cast<double>(*config_.trigger_bytes) *
+                                                   config_.target_fraction);
+          why +=
+              (why.empty() ? "" : ", ") + std::string("entry bytes ") + std::to_string(entry_bytes);
+        }
+      }
+    }
+    if (!target.any()) return;
+    CacheTrims& t = trims_[dir];
+    const auto now = Clock::now();
+    if (t.last_run && now - *t.last_run < config_.min_interval) return;
+    log::Info("trimming cache", {{"path", dir}, {"trigger", why}});
+    const auto trimmed = TrimCache(dir, target, {}, error);
+    t.last_run = Clock::now();
+    ++t.runs;
+    if (!trimmed) {
+      errors.push_back("trim of " + dir + ": cannot read " + error);
+      return;
+    }
+    t.entries += trimmed->entries();
+    t.bytes += trimmed->bytes;
+    for (const auto& e : trimmed->errors) errors.push_back("trim of " + dir + ": " + e);
+    log::Info("trimmed cache", {{"path", dir},
+                                {"entries", std::to_string(trimmed->entries())},
+                                {"bytes", std::to_string(trimmed->bytes)},
+                                {"bounds_met", trimmed->bounds_met ? "true" : "false"}});
+    scans_->RequestScan();  // the density metrics should see the trim
+  }
+
+  const Config config_;
+  const std::vector<std::string> caches_;
+  const std::shared_ptr<const ScanService> scans_;
+  std::map<std::string, CacheTrims> trims_;
+};
+
+std::string ValidateFlags(const cxxopts::ParseResult& flags) {
+  std::string error;
+  if (flags.count("trim.auto-inode-usage")) {
+    const auto text = flags["trim.auto-inode-usage"].as<std::string>();
+    char* end = nullptr;
+    const double r = std::strtod(text.c_str(), &end);
+    if (text.empty() || *end != '\0' || !(r > 0 && r <= 1)) {
+      return "--trim.auto-inode-usage '" + text + "': want a ratio above 0 and at most 1";
+    }
+  }
+  if (flags.count("trim.auto-bytes") &&
+      !ParsePositiveSizeFlag("trim.auto-bytes", flags["trim.auto-bytes"].as<std::string>(),
+                             error)) {
+    return error;
+  }
+  const auto fraction_text = flags["trim.target-fraction"].as<std::string>();
+  char* end = nullptr;
+  const double fraction = std::strtod(fraction_text.c_str(), &end);
+  if (fraction_text.empty() || *end != '\0' || !(fraction > 0 && fraction < 1)) {
+    return "--trim.target-fraction '" + fraction_text + "': want a ratio above 0 and below 1";
+  }
+  for (const char* name : {"trim.min-interval", "trim.check-interval"}) {
+    if (!ParsePositiveDurationFlag(name, flags[name].as<std::string>(), error)) return error;
+  }
+  return "";
+}
+
+}  // namespace
+
+CollectorInfo Info() {
+  return CollectorInfo{
+      .name = "trim",
+      .help =
+          "automatic LRU trims of the build caches (needs --trim.auto-inode-usage or "
+          "--trim.auto-bytes)",
+      .enabled_by_default = true,
+      .add_flags =
+          [](cxxopts::Options& options) {
+            // clang-format off
+            options.add_options("trim collector (opt-in: without a trigger the exporter never writes)")
+                ("trim.auto-inode-usage", "Trim a build cache when its filesystem's inode usage "
+                 "reaches this ratio.", cxxopts::value<std::string>())
+                ("trim.auto-bytes", "Trim a build cache when its entries hold this many bytes "
+                 "(from the background scan).", cxxopts::value<std::string>())
+                ("trim.target-fraction", "Trim down to this fraction of the trigger.",
+                 cxxopts::value<std::string>()->default_value("0.9"))
+                ("trim.min-interval", "Shortest pause between two trims of one cache.",
+                 cxxopts::value<std::string>()->default_value("10m"))
+                ("trim.check-interval", "How often the triggers are checked.",
+                 cxxopts::value<std::string>()->default_value("30s"));
+            // clang-format on
+          },
+      .validate_flags = ValidateFlags,
+      .schedule =
+          [](const cxxopts::ParseResult& flags) {
+            return Schedule::Every(*ParseDuration(flags["trim.check-interval"].as<std::string>()));
+          },
+      .factory = [](const CollectorContext& context) -> std::unique_ptr<Collector> {
+        const auto& flags = context.flags;
+        Config config;
+        if (flags.count("trim.auto-inode-usage")) {
+          config.trigger_inode_usage = std::stod(flags["trim.auto-inode-usage"].as<std::string>());
+        }
+        if (flags.count("trim.auto-bytes")) {
+          config.trigger_bytes = ParseSize(flags["trim.auto-bytes"].as<std::string>());
+        }
+        if (!config.trigger_inode_usage && !config.trigger_bytes) return nullptr;  // read-only
+        config.target_fraction = std::stod(flags["trim.target-fraction"].as<std::string>());
+        config.min_interval = *ParseDuration(flags["trim.min-interval"].as<std::string>());
+        std::vector<std::string> caches;
+        for (const auto& cache : context.caches) {
+          if (cache.kind == CacheKind::kBuild) caches.push_back(cache.path);
+        }
+        return std::make_unique<TrimCollector>(config, std::move(caches), context.scans);
+      },
+      // The byte trigger reads the entry bytes of the background scan.
+      .scan_depth = ScanDepth::kCensus,
+  };
+}
+
+}  // namespace gocache::trim

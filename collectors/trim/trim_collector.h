@@ -1,0 +1,14 @@
+// trim collector: opt-in automatic trimming. When a build cache's filesystem
+// crosses --trim.auto-inode-usage, or its entries --trim.auto-bytes, it trims
+// the cache (least recently used first, as `gocache_exporter trim` does) down
+// to a target below the trigger, at most once per --trim.min-interval.
+// Without those flags it does not run, and the exporter stays read-only.
+#pragma once
+
+#include "exporter/collector.h"
+
+namespace gocache::trim {
+
+CollectorInfo Info();
+
+}  // namespace gocache::trim

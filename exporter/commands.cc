@@ -1,0 +1,320 @@
+#include "exporter/commands.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "collectors/common/cache_trim.h"
+#include "exporter/cache_discovery.h"
+#include "exporter/flag_values.h"
+#include "exporter/flags.h"
+
+namespace gocache {
+namespace {
+
+constexpr auto kGoEnvTimeout = std::chrono::seconds(10);
+
+std::string Bytes(uint64_t n) {
+  static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  double value = static_cast<double>(n);
+  size_t unit = 0;
+  while (value >= 1024 && unit + 1 < std::size(kUnits)) {
+    value /= 1024;
+    ++unit;
+  }
+  char text[32];
+  std::snprintf(text, sizeof text, unit == 0 ? "%.0f %s" : "%.1f %s", value, kUnits[unit]);
+  return text;
+}
+
+std::string Percent(double ratio) {
+  char text[16];
+  std::snprintf(text, sizeof text, "%.1f%%", ratio * 100);
+  return text;
+}
+
+std::string JsonString(std::string_view s) {
+  std::string out = "\"";
+  for (const unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20) {
+      char escaped[8];
+      std::snprintf(escaped, sizeof escaped, "\\u%04x", c);
+      out += escaped;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
+}
+
+std::string JsonNumber(double v) {
+  std::ostringstream out;
+  out.precision(17);
+  out << v;
+  return out.str();
+}
+
+// A usage error: one line naming the flag, then the hint, exit 2.
+int UsageError(std::string_view command, const std::string& message) {
+  std::cerr << "gocache_exporter " << command << ": " << message << "\n"
+            << "See 'gocache_exporter " << command << " --help'.\n";
+  return kExitUsage;
+}
+
+// The build caches to act on: the --cache.dir values, else the one the go
+// command uses.
+std::vector<std::string> BuildCaches(const cxxopts::ParseResult& flags) {
+  std::vector<std::string> dirs;
+  for (const auto& dir : RepeatedFlag(flags, "cache.dir")) dirs.push_back(AbsolutePath(dir));
+  if (!dirs.empty()) return dirs;
+  for (const auto& cache : DiscoverCaches({}, {}, kGoEnvTimeout)) {
+    if (cache.kind == CacheKind::kBuild) dirs.push_back(cache.path);
+  }
+  return dirs;
+}
+
+struct Thresholds {
+  std::optional<double> max_inode_usage;
+  std::optional<uint64_t> max_bytes, min_free_bytes;
+};
+
+// Parses --max-inode-usage, --max-bytes and --min-free-bytes where given.
+std::string ParseThresholds(const cxxopts::ParseResult& flags, Thresholds& t) {
+  if (flags.count("max-inode-usage")) {
+    const std::string text = flags["max-inode-usage"].as<std::string>();
+    char* end = nullptr;
+    const double r = std::strtod(text.c_str(), &end);
+    if (text.empty() || *end != '\0' || !(r > 0 && r <= 1)) {
+      return "--max-inode-usage '" + text + "': want a ratio above 0 and at most 1, such as 0.9";
+    }
+    t.max_inode_usage = r;
+  }
+  for (const char* name : {"max-bytes", "min-free-bytes"}) {
+    if (!flags.count(name)) continue;
+    std::string error;
+    const auto size = ParsePositiveSizeFlag(name, flags[name].as<std::string>(), error);
+    if (!size) return error;
+    (std::string_view(name) == "max-bytes" ? t.max_bytes : t.min_free_bytes) = size;
+  }
+  return "";
+}
+
+int Check(int argc, char** argv) {
+  cxxopts::Options options("gocache_exporter check",
+                           "A pre-build gate: is each build cache healthy?\n"
+                           "Exit 0 healthy, 1 a threshold crossed, 2 usage error, 3 a cache "
+                           "cannot be read.");
+  // clang-format off
+  options.add_options()
+      ("cache.dir", "Build cache to check; repeatable. Default: go env GOCACHE.",
+       cxxopts::value<std::vector<std::string>>())
+      ("max-inode-usage", "Fail when the cache's filesystem uses more of its inodes (0..1).",
+       cxxopts::value<std::string>())
+      ("max-bytes", "Fail when the cache's entries hold more bytes (counts the entries).",
+       cxxopts::value<std::string>())
+      ("min-free-bytes", "Fail when less space is available to the build's user.",
+       cxxopts::value<std::string>())
+      ("format", "text or json.", cxxopts::value<std::string>()->default_value("text"))
+      ("h,help", "Show this help.");
+  // clang-format on
+  cxxopts::ParseResult flags;
+  try {
+    flags = options.parse(argc, argv);
+  } catch (const std::exception& e) {
+    return UsageError("check", e.what());
+  }
+  if (flags.count("help")) {
+    std::cout << options.help();
+    return kExitHealthy;
+  }
+  if (!flags.unmatched().empty()) {
+    return UsageError("check", "unexpected argument '" + flags.unmatched().front() + "'");
+  }
+  Thresholds t;
+  if (const auto error = ParseThresholds(flags, t); !error.empty()) {
+    return UsageError("check", error);
+  }
+  const std::string format = flags["format"].as<std::string>();
+  if (format != "text" && format != "json") {
+    return UsageError("check", "--format '" + format + "': want text or json");
+  }
+  const auto dirs = BuildCaches(flags);
+  if (dirs.empty()) return UsageError("check", "no build cache: give --cache.dir");
+
+  bool crossed_any = false, unreadable = false;
+  std::string json = "{\"caches\": [";
+  for (size_t i = 0; i < dirs.size(); ++i) {
+    const std::string& dir = dirs[i];
+    std::string error;
+    // statvfs alone unless a threshold needs the entries counted.
+    const auto usage = MeasureCache(dir, t.max_bytes.has_value(), error);
+    std::vector<std::string> crossed;
+    std::string text = dir + ": ";
+    std::string entry = "{\"path\": " + JsonString(dir);
+    if (!usage) {
+      unreadable = true;
+      text += "cannot read: " + error;
+      entry += ", \"healthy\": false, \"error\": " + JsonString(error) + "}";
+    } else {
+      const auto ratio = usage->inode_usage();
+      text += "inode usage " + (ratio ? Percent(*ratio) : std::string("n/a")) + ", " +
+              Bytes(usage->avail_bytes) + " free";
+      entry += ", \"files\": " + std::to_string(usage->files) +
+               ", \"files_free\": " + std::to_string(usage->files_free) +
+               ", \"inode_usage_ratio\": " + (ratio ? JsonNumber(*ratio) : "null") +
+               ", \"avail_bytes\": " + std::to_string(usage->avail_bytes);
+      if (t.max_bytes) {
+        text += ", " + std::to_string(usage->entries) + " entries in " + Bytes(usage->bytes) +
+                ", " + std::to_string(usage->trimmable) + " trimmable";
+        entry += ", \"entries\": " + std::to_string(usage->entries) +
+                 ", \"entry_bytes\": " + std::to_string(usage->bytes) +
+                 ", \"trimmable_entries\": " + std::to_string(usage->trimmable);
+      }
+      if (t.max_inode_usage && ratio && *ratio > *t.max_inode_usage) {
+        crossed.push_back("inode usage " + Percent(*ratio) + " > " + Percent(*t.max_inode_usage));
+      }
+      if (t.max_bytes && usage->bytes > *t.max_bytes) {
+        crossed.push_back("entries hold " + Bytes(usage->bytes) + " > " + Bytes(*t.max_bytes));
+      }
+      if (t.min_free_bytes && usage->avail_bytes < *t.min_free_bytes) {
+        crossed.push_back("free space " + Bytes(usage->avail_bytes) + " < " +
+                          Bytes(*t.min_free_bytes));
+      }
+      text += crossed.empty() ? ": ok" : ": FAIL";
+      std::string crossed_json;
+      for (const auto& c : crossed) {
+        text += "; " + c;
+        crossed_json += (crossed_json.empty() ? "" : ", ") + JsonString(c);
+      }
+      entry += ", \"healthy\": " + std::string(crossed.empty() ? "true" : "false") +
+               ", \"crossed\": [" + crossed_json + "]}";
+      crossed_any = crossed_any || !crossed.empty();
+    }
+    if (format == "text") std::cout << text << "\n";
+    json += (i ? ", " : "") + entry;
+  }
+  const int code = unreadable    ? kExitUnreadable
+                   : crossed_any ? kExitThresholdCrossed
+                                 : kExitHealthy;
+  if (format == "json") {
+    std::cout << json << "], \"healthy\": " << (code == kExitHealthy ? "true" : "false") << "}\n";
+  }
+  return code;
+}
+
+int Trim(int argc, char** argv) {
+  cxxopts::Options options(
+      "gocache_exporter trim",
+      "Removes the least recently used entries of a build cache until every bound holds.\n"
+      "An action goes with its output; trim.txt is left as it is. Exit 0 when every bound\n"
+      "holds afterwards, 1 when one still does not, 2 usage error, 3 cache unreadable.");
+  // clang-format off
+  options.add_options()
+      ("cache.dir", "The build cache. Default: go env GOCACHE.", cxxopts::value<std::string>())
+      ("max-bytes", "Bound on the bytes of the cache's entries, such as 10GiB.",
+       cxxopts::value<std::string>())
+      ("max-inode-usage", "Bound on the inode usage of the cache's filesystem (0..1).",
+       cxxopts::value<std::string>())
+      ("max-age", "Remove entries unused for longer, such as 72h.", cxxopts::value<std::string>())
+      ("dry-run", "Print what would be removed; remove nothing.")
+      ("h,help", "Show this help.");
+  // clang-format on
+  cxxopts::ParseResult flags;
+  try {
+    flags = options.parse(argc, argv);
+  } catch (const std::exception& e) {
+    return UsageError("trim", e.what());
+  }
+  if (flags.count("help")) {
+    std::cout << options.help();
+    return kExitHealthy;
+  }
+  if (!flags.unmatched().empty()) {
+    return UsageError("trim", "unexpected argument '" + flags.unmatched().front() + "'");
+  }
+  Thresholds t;
+  if (const auto error = ParseThresholds(flags, t); !error.empty()) {
+    return UsageError("trim", error);
+  }
+  TrimBounds bounds{t.max_bytes, t.max_inode_usage, std::nullopt};
+  if (flags.count("max-age")) {
+    std::string error;
+    const auto age =
+        ParsePositiveDurationFlag("max-age", flags["max-age"].as<std::string>(), error);
+    if (!age) return UsageError("trim", error);
+    bounds.max_age = std::chrono::duration_cast<std::chrono::seconds>(*age);
+  }
+  if (!bounds.any()) {
+    return UsageError("trim", "give at least one of --max-bytes, --max-inode-usage, --max-age");
+  }
+  std::string dir;
+  if (flags.count("cache.dir")) {
+    dir = AbsolutePath(flags["cache.dir"].as<std::string>());
+  } else {
+    const auto dirs = BuildCaches(flags);
+    if (dirs.empty()) return UsageError("trim", "no build cache: give --cache.dir");
+    dir = dirs.front();
+  }
+
+  TrimOptions trim_options;
+  trim_options.dry_run = flags.count("dry-run") > 0;
+  // A progress line on a terminal only; logs stay quiet.
+  const bool terminal = isatty(STDERR_FILENO) == 1;
+  auto last = std::chrono::steady_clock::now();
+  if (terminal) {
+    trim_options.progress = [&](const TrimProgress& p) {
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last < std::chrono::milliseconds(200)) return;
+      last = now;
+      std::fprintf(stderr, "\rtrim: %s %llu/%llu   ", p.phase,
+                   static_cast<unsigned long long>(p.done),
+                   static_cast<unsigned long long>(p.total));
+    };
+  }
+  std::string error;
+  const auto result = TrimCache(dir, bounds, trim_options, error);
+  if (terminal) std::fprintf(stderr, "\r%40s\r", "");
+  if (!result) {
+    std::cerr << "gocache_exporter trim: cannot read " << error << "\n";
+    return kExitUnreadable;
+  }
+  for (const auto& e : result->errors) std::cerr << "gocache_exporter trim: " << e << "\n";
+  const auto& r = *result;
+  const char* verb = trim_options.dry_run ? "would remove" : "removed";
+  if (r.entries() == 0) {
+    std::cout << dir << ": nothing to remove";
+  } else {
+    std::cout << dir << ": " << verb << " " << r.entries() << " entries (" << r.actions
+              << " actions, " << r.outputs << " outputs), " << Bytes(r.bytes) << ", " << r.entries()
+              << " inodes";
+  }
+  const auto ratio = r.after.inode_usage();
+  std::cout << "; " << (trim_options.dry_run ? "would leave " : "left ") << r.after.entries
+            << " entries in " << Bytes(r.after.bytes) << ", inode usage "
+            << (ratio ? Percent(*ratio) : std::string("n/a"));
+  if (r.skipped > 0) std::cout << "; " << r.skipped << " in use left alone";
+  std::cout << (r.bounds_met ? "" : "; a bound still does not hold") << "\n";
+  return r.bounds_met ? kExitHealthy : kExitThresholdCrossed;
+}
+
+}  // namespace
+
+bool IsCommand(std::string_view name) { return name == "check" || name == "trim"; }
+
+int RunCommandLine(int argc, char** argv) {
+  const std::string_view command = argv[1];
+  // cxxopts sees the command's own arguments, with the command as argv[0].
+  return command == "check" ? Check(argc - 1, argv + 1) : Trim(argc - 1, argv + 1);
+}
+
+}  // namespace gocache
