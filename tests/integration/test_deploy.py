@@ -23,6 +23,7 @@ DASHBOARD = os.path.join(SOURCE_DIR, "dashboards", "gocache-exporter.json")
 RULES = os.path.join(DEPLOY, "prometheus", "gocache.rules.yml")
 ALERTMANAGER = os.path.join(DEPLOY, "alertmanager", "alertmanager.yml")
 UNIT = os.path.join(DEPLOY, "systemd", "gocache_exporter.service")
+AUTOTRIM_UNIT = os.path.join(DEPLOY, "systemd", "gocache_exporter-autotrim.service")
 KUBERNETES = os.path.join(DEPLOY, "kubernetes")
 HISTOGRAM_SUFFIX = re.compile(r"_(bucket|sum|count)$")
 
@@ -143,37 +144,63 @@ class AlertmanagerTest(unittest.TestCase):
 
 
 class SystemdTest(unittest.TestCase):
+    UNITS = [UNIT, AUTOTRIM_UNIT]
 
-    def unit_for_this_build(self, tmp):
+    def unit_for_this_build(self, unit, tmp):
         """The unit with ExecStart pointing at the binary built here, which
         systemd-analyze checks for existence."""
-        with open(UNIT) as f:
+        with open(unit) as f:
             text = f.read()
         self.assertIn("ExecStart=/usr/local/bin/gocache_exporter", text)
-        path = os.path.join(tmp, "gocache_exporter.service")
+        path = os.path.join(tmp, os.path.basename(unit))
         with open(path, "w") as f:
             f.write(text.replace("/usr/local/bin/gocache_exporter", EXPORTER))
         return path
 
-    def test_unit_verifies(self):
-        with tempfile.TemporaryDirectory() as tmp:
-            r = run(tool("systemd-analyze"), "verify", self.unit_for_this_build(tmp))
-        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        self.assertEqual(r.stderr.strip(), "")
+    def test_units_verify(self):
+        for unit in self.UNITS:
+            with self.subTest(unit=unit), tempfile.TemporaryDirectory() as tmp:
+                r = run(tool("systemd-analyze"), "verify", self.unit_for_this_build(unit, tmp))
+                self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+                self.assertEqual(r.stderr.strip(), "")
 
-    def test_unit_is_hardened(self):
-        # The threshold is in tenths: 20 is an exposure of 2.0 of 10.
-        with tempfile.TemporaryDirectory() as tmp:
-            r = run(tool("systemd-analyze"), "security", "--offline=true", "--threshold=20",
-                    self.unit_for_this_build(tmp))
-        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        level = float(re.search(r"Overall exposure level for \S+: (\d+\.\d+)", r.stdout).group(1))
-        self.assertLess(level, 2.0)
+    def test_units_are_hardened(self):
+        for unit in self.UNITS:
+            # The threshold is in tenths: 20 is an exposure of 2.0 of 10.
+            with self.subTest(unit=unit), tempfile.TemporaryDirectory() as tmp:
+                r = run(tool("systemd-analyze"), "security", "--offline=true", "--threshold=20",
+                        self.unit_for_this_build(unit, tmp))
+                self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+                level = float(re.search(r"Overall exposure level for \S+: (\d+\.\d+)",
+                                        r.stdout).group(1))
+                self.assertLess(level, 2.0)
+                with open(unit) as f:
+                    text = f.read()
+                for option in ("NoNewPrivileges=yes", "ProtectSystem=strict",
+                               "ProtectHome=read-only", "CapabilityBoundingSet=\n"):
+                    self.assertIn(option, text)
+
+    def test_read_only_unit_writes_nowhere(self):
         with open(UNIT) as f:
             text = f.read()
-        for option in ("DynamicUser=yes", "NoNewPrivileges=yes", "ProtectSystem=strict",
-                       "ProtectHome=read-only", "CapabilityBoundingSet=\n"):
-            self.assertIn(option, text)
+        self.assertIn("DynamicUser=yes", text)
+        self.assertNotRegex(text, r"(?m)^ReadWritePaths=")
+        self.assertNotIn("--trim.auto", text)
+
+    def test_autotrim_unit_may_write_only_its_cache(self):
+        with open(AUTOTRIM_UNIT) as f:
+            text = f.read()
+        cache = re.search(r"(?m)^Environment=GOCACHE_DIR=(\S+)$", text).group(1)
+        self.assertEqual(re.findall(r"(?m)^ReadWritePaths=(.*)$", text), [cache])
+        self.assertIn("--trim.auto-inode-usage=0.90", text)
+        # The flags it gives are ones the exporter accepts.
+        flags = re.findall(r"(--[a-z.-]+=\S+)", text.split("ExecStart=")[1].split("Restart=")[0])
+        with tempfile.TemporaryDirectory() as tmp:
+            args = [f.replace("${GOCACHE_DIR}", tmp).replace(":9959", "127.0.0.1:0")
+                    for f in flags]
+            r = subprocess.run([EXPORTER, *args, "--once"], capture_output=True, text=True,
+                               timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
 
 
 class KubernetesTest(unittest.TestCase):
