@@ -10,6 +10,7 @@ namespace gocache {
 
 const std::vector<CollectorInfo>& AllCollectors() {
   // Adding a collector: one line here, the rest in its own folder.
+  // clang-format off
   static const std::vector<CollectorInfo> all = {
       inode::Info(),
       density::Info(),
@@ -17,6 +18,7 @@ const std::vector<CollectorInfo>& AllCollectors() {
       trace::Info(),
       trim::Info(),
   };
+  // clang-format on
   return all;
 }
 

@@ -30,9 +30,14 @@ struct Entry {
   uint32_t output = kNoOutput;  // actions: index of the output they name, if present
 };
 
-int HexValue(char c) { return c <= '9' ? c - '0' : c - 'a' + 10; }
+// A hex digit that Classify() or ParseActionEntry() accepted (the go
+// command's hex.Decode takes either case).
+int HexValue(char c) {
+  if (c <= '9') return c - '0';
+  return c >= 'a' ? c - 'a' + 10 : c - 'A' + 10;
+}
 
-// The 64 lowercase hex digits that Classify() accepted, as bytes.
+// 64 hex digits as bytes.
 Id IdOf(std::string_view hex) {
   Id id;
   for (size_t i = 0; i < id.size(); ++i) {
@@ -288,25 +293,33 @@ std::optional<TrimResult> TrimCache(const std::string& dir, const TrimBounds& bo
   }
 
   uint64_t done = 0;
+  bool stopped = false;
+  // Outputs named by an action that had to stay: planned to go with a
+  // later action, they must stay too.
+  std::vector<bool> still_named(entries.size(), false);
   for (const auto& [first, second] : plan) {
-    if (options.stop && options.stop()) break;
+    if (options.stop && options.stop()) {
+      stopped = true;
+      break;
+    }
     for (uint32_t i : {first, second}) {
       if (i == kNoOutput) continue;
       const Entry& e = entries[i];
+      if (!e.action && still_named[i]) break;
       if (!options.dry_run) {
         const std::string name = NameOf(e);
         const int fd = listing.shard_fds[e.shard];
         struct stat st;
         // Used (or replaced) since it was listed: a build needs it; and if
         // the action stays, so does its output.
-        if (fstatat(fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode) ||
-            MtimeNs(st) != e.mtime_ns) {
+        const bool changed = fstatat(fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+                             !S_ISREG(st.st_mode) || MtimeNs(st) != e.mtime_ns;
+        if (changed || unlinkat(fd, name.c_str(), 0) != 0) {
+          if (!changed && errno != ENOENT) {
+            result.errors.push_back(Describe(errno, dir + "/" + name));
+          }
           ++result.skipped;
-          break;
-        }
-        if (unlinkat(fd, name.c_str(), 0) != 0) {
-          if (errno != ENOENT) result.errors.push_back(Describe(errno, dir + "/" + name));
-          ++result.skipped;
+          if (e.action && e.output != kNoOutput) still_named[e.output] = true;
           break;
         }
       }
@@ -328,11 +341,12 @@ std::optional<TrimResult> TrimCache(const std::string& dir, const TrimBounds& bo
     std::string statvfs_error;
     if (!listing.Statvfs(result.after, statvfs_error)) result.errors.push_back(statvfs_error);
   }
-  // The age bound holds unless an old entry had to be left alone.
+  // The age bound holds unless an old entry had to be left alone or the
+  // trim was stopped before it got to every one.
   result.bounds_met =
       BoundsHold(bounds, result.after.bytes, result.after.files - result.after.files_free,
                  result.after.files) &&
-      (!bounds.max_age || result.skipped == 0);
+      (!bounds.max_age || (result.skipped == 0 && !stopped));
   return result;
 }
 

@@ -32,9 +32,11 @@ class SyntheticCacheTest(TempDirTest):
 
     def test_every_density_metric_equals_the_known_value(self):
         cache = os.path.join(self.tmp, "cache")
-        want = make_synthetic_cache(cache, pairs=600, shards=200, missing_outputs=7,
-                                    orphan_outputs=5, mismatches=3, corrupt=6, shared_outputs=2)
+        # Ages are set relative to this moment (however long making the files takes).
         created = time.time()
+        want = make_synthetic_cache(cache, pairs=600, shards=200, missing_outputs=7,
+                                    orphan_outputs=5, mismatches=3, corrupt=6, shared_outputs=2,
+                                    now=created)
         before = tree_state(cache)
         atimes = access_times(cache)
         with Exporter(f"--cache.dir={cache}", "--density.interval=1h") as exporter:
