@@ -30,15 +30,21 @@
 #include <vector>
 
 #include "collectors/common/build_cache.h"
+#include "tests/unit/go_cache_files.h"
 #include "tests/unit/temp_dir.h"
 
 namespace gocache {
 namespace {
 
 using ::testing::HasSubstr;
+using testing_util::GoEntry;
+using testing_util::Id;
+using testing_util::kNs;
+using testing_util::MtimeNs;
+using testing_util::SetMtime;
+using testing_util::Shard;
 using testing_util::TempDir;
 
-constexpr int64_t kNs = 1'000'000'000;
 constexpr int64_t kHour = 3600;
 constexpr int64_t kDay = 24 * kHour;
 constexpr uint64_t kActionSize = buildcache::kActionEntrySize;  // 175
@@ -49,41 +55,8 @@ int64_t NowNs() {
       .count();
 }
 
-// A 64 hex digit ID whose first byte is `shard` (so it belongs in that shard
-// directory) and whose next 7 bytes are `n`.
-std::string Id(int shard, uint64_t n) {
-  char buf[128];
-  std::snprintf(buf, sizeof buf, "%02x%014" PRIx64 "%048x", shard, n & 0xffffffffffffff, 0x7e1a);
-  return std::string(buf, 64);
-}
-
-std::string Shard(const std::string& id) { return id.substr(0, 2); }
 std::string ActionRel(const std::string& id) { return Shard(id) + "/" + id + "-a"; }
 std::string OutputRel(const std::string& id) { return Shard(id) + "/" + id + "-d"; }
-
-// An action entry as the go command writes it.
-std::string GoEntry(const std::string& id, const std::string& out, int64_t size,
-                    int64_t time_ns = 1'700'000'000'000'000'000) {
-  char buf[256];
-  const int n = std::snprintf(buf, sizeof buf, "v1 %s %s %20" PRId64 " %20" PRId64 "\n", id.c_str(),
-                              out.c_str(), size, time_ns);
-  EXPECT_EQ(n, 175);
-  return std::string(buf, static_cast<size_t>(n));
-}
-
-void SetMtime(const std::string& path, int64_t mtime_ns) {
-  const struct timespec ts = {static_cast<time_t>(mtime_ns / kNs),
-                              static_cast<long>(mtime_ns % kNs)};
-  const struct timespec times[2] = {ts, ts};
-  ASSERT_EQ(utimensat(AT_FDCWD, path.c_str(), times, AT_SYMLINK_NOFOLLOW), 0)
-      << path << ": " << std::strerror(errno);
-}
-
-int64_t MtimeNs(const std::string& path) {
-  struct stat st;
-  EXPECT_EQ(lstat(path.c_str(), &st), 0) << path;
-  return static_cast<int64_t>(st.st_mtim.tv_sec) * kNs + st.st_mtim.tv_nsec;
-}
 
 bool Exists(const std::string& path) {
   struct stat st;

@@ -19,15 +19,21 @@
 #include <thread>
 #include <vector>
 
+#include "tests/unit/go_cache_files.h"
 #include "tests/unit/temp_dir.h"
 
 namespace gocache {
 namespace {
 
 using buildcache::EntryType;
+using testing_util::GoEntry;
+using testing_util::Id;
+using testing_util::kNs;
+using testing_util::MtimeNs;
+using testing_util::SetMtime;
+using testing_util::Shard;
 using testing_util::TempDir;
 
-constexpr int64_t kNs = 1'000'000'000;
 constexpr int64_t kHour = 3600;
 constexpr int64_t kDay = 24 * kHour;
 constexpr size_t kAction = static_cast<size_t>(EntryType::kAction);
@@ -38,40 +44,6 @@ const std::function<bool()> kNeverStop = [] { return false; };
 
 // A scan start in whole seconds, so that ages set relative to it are exact.
 int64_t WholeSecondNow() { return static_cast<int64_t>(std::time(nullptr)) * kNs; }
-
-// A 64 hex digit ID whose first byte is `shard` (so it belongs in that shard
-// directory) and whose next 7 bytes are `n`: distinct n give distinct IdKeys.
-std::string Id(int shard, uint64_t n) {
-  char buf[128];
-  std::snprintf(buf, sizeof buf, "%02x%014" PRIx64 "%048x", shard, n & 0xffffffffffffff, 0xc0de);
-  return std::string(buf, 64);
-}
-
-std::string Shard(const std::string& id) { return id.substr(0, 2); }
-
-// An action entry as the go command writes it.
-std::string GoEntry(const std::string& id, const std::string& out, int64_t size,
-                    int64_t time_ns = 1'700'000'000'000'000'000) {
-  char buf[256];
-  const int n = std::snprintf(buf, sizeof buf, "v1 %s %s %20" PRId64 " %20" PRId64 "\n", id.c_str(),
-                              out.c_str(), size, time_ns);
-  EXPECT_EQ(n, 175);
-  return std::string(buf, static_cast<size_t>(n));
-}
-
-void SetMtime(const std::string& path, int64_t mtime_ns) {
-  const struct timespec ts = {static_cast<time_t>(mtime_ns / kNs),
-                              static_cast<long>(mtime_ns % kNs)};
-  const struct timespec times[2] = {ts, ts};
-  ASSERT_EQ(utimensat(AT_FDCWD, path.c_str(), times, AT_SYMLINK_NOFOLLOW), 0)
-      << path << ": " << std::strerror(errno);
-}
-
-int64_t MtimeNs(const std::string& path) {
-  struct stat st;
-  EXPECT_EQ(lstat(path.c_str(), &st), 0) << path;
-  return static_cast<int64_t>(st.st_mtim.tv_sec) * kNs + st.st_mtim.tv_nsec;
-}
 
 // st_blocks * 512 over every non-directory below root, as we count it.
 uint64_t AllocatedBytes(const std::string& root) {
