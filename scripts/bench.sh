@@ -8,14 +8,15 @@
 # (default 120) megabytes, against `jq length` on the same file.
 # Usage: scripts/bench.sh [BUILD_DIR]
 # BENCH_ONLY=cache runs only the cache sections, BENCH_ONLY=trace only the
-# trace parser's (default: all).
+# trace parser's, BENCH_ONLY=trim only check and trim on a cache of
+# BENCH_TRIM_PAIRS (default 100,000) pairs (default: all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
 only=${BENCH_ONLY:-}
 case $only in
-  "" | cache | trace) ;;
-  *) echo "BENCH_ONLY must be cache or trace, not '$only'" >&2; exit 2 ;;
+  "" | cache | trace | trim) ;;
+  *) echo "BENCH_ONLY must be cache, trace or trim, not '$only'" >&2; exit 2 ;;
 esac
 want() { [[ -z $only || $only == "$1" ]]; }
 entries=${BENCH_ENTRIES:-1000000}
@@ -118,5 +119,40 @@ if want trace; then
     printf "%-32s %9.3f %10.1f\n", "gocache trace parser, gzip file", gs, gm
     printf "%-32s %9.3f %10.1f\n", "jq length FILE", js, jm
     printf "parser is %.1fx jq (%.1f MB/s against %.1f MB/s)\n", pm / jm, pm, jm
+  }'
+fi
+
+if want trim; then
+  pairs=${BENCH_TRIM_PAIRS:-100000}
+  echo "== check and trim: a synthetic cache of $pairs action/output pairs, against du -sb and rm"
+  PYTHONPATH=tests/integration python3 -c '
+import sys, harness
+harness.make_synthetic_cache(sys.argv[1], pairs=int(sys.argv[2]))' "$work/trim" "$pairs"
+  seconds() {  # COMMAND...: wall seconds of one run
+    local t0=$EPOCHREALTIME
+    "$@" >/dev/null
+    awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.3f", b - a}'
+  }
+  du_s=$(seconds du -sb "$work/trim")
+  check_s=$(seconds "$build/gocache_exporter" check --cache.dir="$work/trim" --max-bytes=1TiB)
+  dry_s=$(seconds "$build/gocache_exporter" trim --cache.dir="$work/trim" --max-bytes=50MiB --dry-run)
+  cp -a "$work/trim" "$work/trim-copy"
+  cp -a "$work/trim" "$work/rm-copy"
+  "$build/gocache_exporter" trim --cache.dir="$work/trim-copy" --max-bytes=50MiB | tee "$work/trim.out"
+  trim_s=$(seconds "$build/gocache_exporter" trim --cache.dir="$work/trim" --max-bytes=50MiB)
+  removed=$(grep -o 'removed [0-9]*' "$work/trim.out" | awk '{print $2}')
+  rm_s=$(seconds rm -rf "$work/rm-copy")
+  files=$((2 * pairs))
+  awk -v f="$files" -v r="$removed" -v du="$du_s" -v c="$check_s" -v d="$dry_s" -v t="$trim_s" \
+    -v rm="$rm_s" 'BEGIN {
+    printf "%-40s %9s %12s %9s\n", "", "seconds", "entries/s", "ratio"
+    printf "%-40s %9.3f %12.0f %8.2fx\n", "du -sb DIR (listing reference)", du, f / du, 1
+    printf "%-40s %9.3f %12.0f %8.2fx\n", "check --max-bytes (lists, reads actions)", c, f / c, c / du
+    printf "%-40s %9.3f %12.0f %8.2fx\n", "trim --dry-run", d, f / d, d / du
+    printf "%-40s %9.3f %12.0f %8.2fx\n", "rm -rf DIR (removal reference)", rm, f / rm, 1
+    printf "%-40s %9.3f\n", "trim, removing " r " entries", t
+    # Its removals alone: the run minus the listing of a dry run, per entry.
+    printf "%-40s %9.3f %12.0f %8.2fx\n", "  of which removal (trim - dry run)", t - d, r / (t - d),
+      ((t - d) / r) / (rm / f)
   }'
 fi
