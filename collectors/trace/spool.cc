@@ -164,8 +164,12 @@ bool Spool::Finish(const SpoolFile& file, bool used, std::vector<std::string>& p
   // The writer may have replaced the file under the same name since it was
   // read: renaming would then take the new file without counting it.
   struct stat now;
+  // (An inode number alone can be reused at once: the type, size and mtime
+  // must match too.)
   if (fstatat(d.fd, file.name.c_str(), &now, AT_SYMLINK_NOFOLLOW) != 0 ||
-      now.st_ino != file.st.st_ino || now.st_dev != file.st.st_dev) {
+      now.st_ino != file.st.st_ino || now.st_dev != file.st.st_dev ||
+      (now.st_mode & S_IFMT) != (file.st.st_mode & S_IFMT) || now.st_size != file.st.st_size ||
+      MtimeNs(now) != MtimeNs(file.st)) {
     return false;
   }
   const bool remove = used && on_done_ == OnDone::kDelete;

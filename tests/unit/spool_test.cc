@@ -82,7 +82,7 @@ TEST(SpoolTest, ClosedFileIsFoundAtOnceDespiteTheSettleTime) {
   // A fresh file there before the spool was watched waits for the settle time.
   tmp.WriteFile("spool/before.json", "[]");
   EXPECT_TRUE(spool.Scan(problems).empty());
-  EXPECT_TRUE(problems.empty());
+  EXPECT_TRUE(problems.empty()) << problems.front();
 
   // Ignored names are never offered, closed or not.
   tmp.WriteFile("spool/x.tmp", "[]");
@@ -90,7 +90,7 @@ TEST(SpoolTest, ClosedFileIsFoundAtOnceDespiteTheSettleTime) {
   tmp.WriteFile("spool/old.done", "[]");
   tmp.WriteFile("spool/trace.json", "[1]");
   const auto files = ScanFor(spool, "trace.json", problems);
-  EXPECT_TRUE(problems.empty());
+  EXPECT_TRUE(problems.empty()) << problems.front();
   ASSERT_EQ(files.size(), 1u) << (files.empty() ? "nothing" : files[0].name);
   const SpoolFile& file = files[0];
   EXPECT_EQ(file.name, "trace.json");
@@ -131,7 +131,7 @@ TEST(SpoolTest, FileMovedInIsFoundAtOnce) {
   files = ScanFor(spool, "in-place.json", problems);
   ASSERT_EQ(files.size(), 1u);
   EXPECT_EQ(files[0].name, "in-place.json");
-  EXPECT_TRUE(problems.empty());
+  EXPECT_TRUE(problems.empty()) << problems.front();
 }
 
 TEST(SpoolTest, FileStillOpenForWritingIsNotOpened) {
@@ -189,7 +189,7 @@ TEST(SpoolTest, SettledFileIsFoundByTheRescan) {
   const auto files = spool.Scan(problems);
   ASSERT_EQ(files.size(), 1u);
   EXPECT_EQ(files[0].name, "quiet.json");
-  EXPECT_TRUE(problems.empty());
+  EXPECT_TRUE(problems.empty()) << problems.front();
   // Until handled it is offered on every rescan.
   EXPECT_EQ(spool.Scan(problems).size(), 1u);
 }
@@ -226,7 +226,7 @@ TEST(SpoolTest, FinishRenamesOrDeletes) {
     ASSERT_TRUE(used && bad);
     EXPECT_TRUE(spool.Finish(*used, true, problems));
     EXPECT_TRUE(spool.Finish(*bad, false, problems));
-    EXPECT_TRUE(problems.empty());
+    EXPECT_TRUE(problems.empty()) << problems.front();
     EXPECT_TRUE(Exists(dir + "/used.json.done"));
     EXPECT_TRUE(Exists(dir + "/bad.json.error"));
     EXPECT_FALSE(Exists(dir + "/used.json"));
@@ -234,7 +234,7 @@ TEST(SpoolTest, FinishRenamesOrDeletes) {
     EXPECT_TRUE(spool.Scan(problems).empty());
     // Already gone (another reader took it): false, but no problem.
     EXPECT_FALSE(spool.Finish(*used, true, problems));
-    EXPECT_TRUE(problems.empty());
+    EXPECT_TRUE(problems.empty()) << problems.front();
   }
   // A new Spool (a restart) does not offer handled files either.
   {
@@ -252,12 +252,12 @@ TEST(SpoolTest, FinishRenamesOrDeletes) {
     ASSERT_TRUE(used && bad);
     EXPECT_TRUE(spool.Finish(*used, true, problems));
     EXPECT_TRUE(spool.Finish(*bad, false, problems));  // bad files are kept to look at
-    EXPECT_TRUE(problems.empty());
+    EXPECT_TRUE(problems.empty()) << problems.front();
     EXPECT_FALSE(Exists(dir + "/used2.json"));
     EXPECT_FALSE(Exists(dir + "/used2.json.done"));
     EXPECT_TRUE(Exists(dir + "/bad2.json.error"));
     EXPECT_FALSE(spool.Finish(*used, true, problems));
-    EXPECT_TRUE(problems.empty());
+    EXPECT_TRUE(problems.empty()) << problems.front();
   }
 }
 
@@ -291,7 +291,7 @@ TEST(SpoolTest, SubdirectoryIsNotOffered) {
   const auto files = spool.Scan(problems);
   ASSERT_EQ(files.size(), 1u);
   EXPECT_EQ(files[0].name, "file.json");
-  EXPECT_TRUE(problems.empty());
+  EXPECT_TRUE(problems.empty()) << problems.front();
 }
 
 TEST(SpoolTest, ReplacedFileIsNotOpened) {
@@ -326,7 +326,7 @@ TEST(SpoolTest, MissingSpoolIsAProblemUntilItExists) {
   EXPECT_TRUE(problems.empty()) << problems[0];
   tmp.WriteFile("spool/late.json", "[]");
   const auto files = ScanFor(spool, "late.json", problems);
-  EXPECT_TRUE(problems.empty());
+  EXPECT_TRUE(problems.empty()) << problems.front();
   ASSERT_EQ(files.size(), 1u);
   const int fd = spool.Open(files[0]);
   EXPECT_GE(fd, 0);
@@ -346,7 +346,7 @@ TEST(SpoolTest, SpoolMadeAnewIsWatchedAgain) {
   EXPECT_TRUE(spool.Scan(problems).empty());
   tmp.WriteFile("spool/again.json", "[]");
   EXPECT_EQ(ScanFor(spool, "again.json", problems).size(), 1u);
-  EXPECT_TRUE(problems.empty());
+  EXPECT_TRUE(problems.empty()) << problems.front();
 }
 
 TEST(SpoolTest, SeveralSpools) {
@@ -406,15 +406,15 @@ TEST(SpoolTest, FileThatCannotBeRenamedIsAProblemAndNotOfferedAgainUntilItChange
   MakeOld(path);
   problems.clear();
   files = spool.Scan(problems);
-  EXPECT_TRUE(problems.empty());
+  EXPECT_TRUE(problems.empty()) << problems.front();
   ASSERT_EQ(files.size(), 1u);
   ASSERT_EQ(rmdir((dir + "/stuck.json.done").c_str()), 0);
   EXPECT_TRUE(spool.Finish(files[0], true, problems));
-  EXPECT_TRUE(problems.empty());
+  EXPECT_TRUE(problems.empty()) << problems.front();
   EXPECT_TRUE(Exists(dir + "/stuck.json.done"));
   problems.clear();
   EXPECT_TRUE(spool.Scan(problems).empty());
-  EXPECT_TRUE(problems.empty());
+  EXPECT_TRUE(problems.empty()) << problems.front();
 }
 
 // The name no longer holds the file that was read (here a directory took
@@ -430,7 +430,7 @@ TEST(SpoolTest, FileReplacedBeforeItIsDeletedIsLeftAlone) {
   ASSERT_EQ(unlink((dir + "/gone.json").c_str()), 0);
   tmp.MakeDir("spool/gone.json");
   EXPECT_FALSE(spool.Finish(files[0], true, problems));
-  EXPECT_TRUE(problems.empty());
+  EXPECT_TRUE(problems.empty()) << problems.front();
   struct stat st;
   ASSERT_EQ(lstat((dir + "/gone.json").c_str(), &st), 0);
   EXPECT_TRUE(S_ISDIR(st.st_mode));
