@@ -66,8 +66,10 @@ class TraceCollector : public Collector {
         TraceStream stream(input, config_.max_file_bytes);
         outcome = ParseTrace(stream, parsed);
         close(fd);
-        if (!outcome.ok() && Changed(file)) continue;  // written to while read: not complete
       }
+      // Not finished when the file changed since it was found (it was still
+      // being written: a parse error says nothing of the finished file) or
+      // cannot be renamed: then it is not counted, and read again later.
       if (!spool_.Finish(file, outcome.ok(), result.errors)) continue;
       if (outcome.ok()) {
         tally_.Merge(parsed);
@@ -84,17 +86,6 @@ class TraceCollector : public Collector {
   }
 
  private:
-  // Whether the file changed since it was found: then it was still being
-  // written, and a parse error says nothing about the finished file.
-  bool Changed(const SpoolFile& file) const {
-    struct stat now;
-    const std::string path = spool_.dir(file) + "/" + file.name;
-    if (lstat(path.c_str(), &now) != 0) return true;
-    return now.st_ino != file.st.st_ino || now.st_size != file.st.st_size ||
-           now.st_mtim.tv_sec != file.st.st_mtim.tv_sec ||
-           now.st_mtim.tv_nsec != file.st.st_mtim.tv_nsec;
-  }
-
   const Config config_;
   Spool spool_;
   TraceTally tally_;  // since the exporter started
