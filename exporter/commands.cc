@@ -91,13 +91,10 @@ struct Thresholds {
 // Parses --max-inode-usage, --max-bytes and --min-free-bytes where given.
 std::string ParseThresholds(const cxxopts::ParseResult& flags, Thresholds& t) {
   if (flags.count("max-inode-usage")) {
-    const std::string text = flags["max-inode-usage"].as<std::string>();
-    char* end = nullptr;
-    const double r = std::strtod(text.c_str(), &end);
-    if (text.empty() || *end != '\0' || !(r > 0 && r <= 1)) {
-      return "--max-inode-usage '" + text + "': want a ratio above 0 and at most 1, such as 0.9";
-    }
-    t.max_inode_usage = r;
+    std::string error;
+    t.max_inode_usage =
+        ParseRatioFlag("max-inode-usage", flags["max-inode-usage"].as<std::string>(), true, error);
+    if (!t.max_inode_usage) return error;
   }
   for (const char* name : {"max-bytes", "min-free-bytes"}) {
     if (!flags.count(name)) continue;

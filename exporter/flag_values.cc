@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include <cstdint>
+#include <cstdlib>
 
 namespace gocache {
 
@@ -98,6 +99,19 @@ std::optional<uint64_t> ParsePositiveSizeFlag(std::string_view flag, std::string
     return std::nullopt;
   }
   return size;
+}
+
+std::optional<double> ParseRatioFlag(std::string_view flag, std::string_view text, bool one_allowed,
+                                     std::string& error) {
+  const std::string copy(text);
+  char* end = nullptr;
+  const double r = std::strtod(copy.c_str(), &end);
+  if (copy.empty() || *end != '\0' || !(r > 0 && (one_allowed ? r <= 1 : r < 1))) {
+    error = "--" + std::string(flag) + " '" + copy + "': want a ratio above 0 and " +
+            (one_allowed ? "at most 1" : "below 1") + ", such as 0.9";
+    return std::nullopt;
+  }
+  return r;
 }
 
 std::optional<std::string> ListenAddressToCivetPorts(std::string_view address, std::string& error) {

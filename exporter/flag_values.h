@@ -29,6 +29,11 @@ std::optional<uint64_t> ParseSize(std::string_view text);
 std::optional<uint64_t> ParsePositiveSizeFlag(std::string_view flag, std::string_view text,
                                               std::string& error);
 
+// The value of a ratio flag: above 0 and at most 1 (below 1 when
+// `one_allowed` is false); none with `error` naming the flag and the value.
+std::optional<double> ParseRatioFlag(std::string_view flag, std::string_view text, bool one_allowed,
+                                     std::string& error);
+
 // Turns a listen address as node_exporter takes it ("host:port", "[v6]:port",
 // ":port") into CivetWeb's listening_ports syntax. ":port" binds every IPv4
 // address (CivetWeb's "port"); "[::]:port" binds IPv6. None when malformed,

@@ -125,24 +125,19 @@ class TrimCollector : public Collector {
 
 std::string ValidateFlags(const cxxopts::ParseResult& flags) {
   std::string error;
-  if (flags.count("trim.auto-inode-usage")) {
-    const auto text = flags["trim.auto-inode-usage"].as<std::string>();
-    char* end = nullptr;
-    const double r = std::strtod(text.c_str(), &end);
-    if (text.empty() || *end != '\0' || !(r > 0 && r <= 1)) {
-      return "--trim.auto-inode-usage '" + text + "': want a ratio above 0 and at most 1";
-    }
+  if (flags.count("trim.auto-inode-usage") &&
+      !ParseRatioFlag("trim.auto-inode-usage", flags["trim.auto-inode-usage"].as<std::string>(),
+                      true, error)) {
+    return error;
   }
   if (flags.count("trim.auto-bytes") &&
       !ParsePositiveSizeFlag("trim.auto-bytes", flags["trim.auto-bytes"].as<std::string>(),
                              error)) {
     return error;
   }
-  const auto fraction_text = flags["trim.target-fraction"].as<std::string>();
-  char* end = nullptr;
-  const double fraction = std::strtod(fraction_text.c_str(), &end);
-  if (fraction_text.empty() || *end != '\0' || !(fraction > 0 && fraction < 1)) {
-    return "--trim.target-fraction '" + fraction_text + "': want a ratio above 0 and below 1";
+  if (!ParseRatioFlag("trim.target-fraction", flags["trim.target-fraction"].as<std::string>(),
+                      false, error)) {
+    return error;
   }
   for (const char* name : {"trim.min-interval", "trim.check-interval"}) {
     if (!ParsePositiveDurationFlag(name, flags[name].as<std::string>(), error)) return error;
@@ -182,15 +177,19 @@ CollectorInfo Info() {
           },
       .factory = [](const CollectorContext& context) -> std::unique_ptr<Collector> {
         const auto& flags = context.flags;
+        std::string unused;  // the values were validated
         Config config;
         if (flags.count("trim.auto-inode-usage")) {
-          config.trigger_inode_usage = std::stod(flags["trim.auto-inode-usage"].as<std::string>());
+          config.trigger_inode_usage =
+              ParseRatioFlag("trim.auto-inode-usage",
+                             flags["trim.auto-inode-usage"].as<std::string>(), true, unused);
         }
         if (flags.count("trim.auto-bytes")) {
           config.trigger_bytes = ParseSize(flags["trim.auto-bytes"].as<std::string>());
         }
         if (!config.trigger_inode_usage && !config.trigger_bytes) return nullptr;  // read-only
-        config.target_fraction = std::stod(flags["trim.target-fraction"].as<std::string>());
+        config.target_fraction = *ParseRatioFlag(
+            "trim.target-fraction", flags["trim.target-fraction"].as<std::string>(), false, unused);
         config.min_interval = *ParseDuration(flags["trim.min-interval"].as<std::string>());
         std::vector<std::string> caches;
         for (const auto& cache : context.caches) {
