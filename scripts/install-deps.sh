@@ -31,6 +31,11 @@ declare -A build_pkgs=(
   [/usr/include/cxxopts.hpp]=libcxxopts-dev
   [/usr/include/zlib.h]=zlib1g-dev
   [/usr/include/rapidjson/reader.h]=rapidjson-dev
+  [/usr/include/yaml-cpp/yaml.h]=libyaml-cpp-dev
+  [/usr/include/crypt.h]=libcrypt-dev
+  # CivetWeb loads OpenSSL at run time by its unversioned name, libssl.so,
+  # which only the -dev package provides.
+  [/usr/include/openssl/ssl.h]=libssl-dev
 )
 declare -A test_pkgs=(
   [/usr/include/gtest/gtest.h]=libgtest-dev
@@ -44,6 +49,8 @@ declare -A test_pkgs=(
   [/usr/lib/python3/dist-packages/yaml/__init__.py]=python3-yaml
   [/usr/bin/prometheus-alertmanager]=prometheus-alertmanager
   [/usr/bin/systemd-analyze]=systemd
+  [/usr/bin/openssl]=openssl
+  [/usr/bin/wrk]=wrk
   [/usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a]=libclang-rt-14-dev
 )
 
