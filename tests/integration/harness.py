@@ -9,6 +9,7 @@ import pwd
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 import threading
@@ -142,16 +143,147 @@ def make_big_cache(root, files):
 
 
 def tree_state(root):
-    """Every path below root with its type, size and mtime: what must not change."""
+    """Every path at and below root (files, directories, symbolic links, any
+    other node; links below root are not followed, mount points are entered)
+    with its (st_mode: type and permission bits, size, mtime in ns): what
+    must not change. Keys are relative to root, "." being root itself; {}
+    when root does not exist. A directory that cannot be listed is recorded
+    as "<dir>/*" with the error number, so that it cannot pass for an empty
+    one."""
     state = {}
-    for dirpath, dirnames, filenames in os.walk(root):
+    try:
+        st = os.stat(root)
+    except FileNotFoundError:
+        try:
+            st = os.lstat(root)  # a dangling link
+        except FileNotFoundError:
+            return state
+    state["."] = (st.st_mode, st.st_size, st.st_mtime_ns)
+    if not stat.S_ISDIR(st.st_mode):
+        return state
+
+    def unreadable(err):
+        state[os.path.join(os.path.relpath(err.filename, root), "*")] = ("unreadable", err.errno)
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
         for name in dirnames + filenames:
             path = os.path.join(dirpath, name)
-            st = os.lstat(path)
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:  # removed since it was listed
+                continue
             state[os.path.relpath(path, root)] = (st.st_mode, st.st_size, st.st_mtime_ns)
-    st = os.lstat(root)
-    state["."] = (st.st_mode, st.st_size, st.st_mtime_ns)
     return state
+
+
+def _describe_node(node):
+    if node is None:
+        return "absent"
+    if node[0] == "unreadable":
+        return f"unreadable ({os.strerror(node[1])})"
+    mode, size, mtime_ns = node
+    when = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(mtime_ns // 10**9))
+    return f"{stat.filemode(mode)} {size} B mtime {when}.{mtime_ns % 10**9:09d}Z"
+
+
+def tree_changes(before, after, limit=10):
+    """(every changed path, lines describing the first `limit`) between two
+    tree_state()s: paths that appeared, went, or changed type, mode, size or
+    mtime."""
+    changed = sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
+    lines = [f"  {p}: {_describe_node(before.get(p))} -> {_describe_node(after.get(p))}"
+             for p in changed[:limit]]
+    if len(changed) > limit:
+        lines.append(f"  ... and {len(changed) - limit} more")
+    return changed, lines
+
+
+_CACHE_FLAGS = ("--cache.dir", "--modcache.dir")
+
+
+def cache_dirs(args, env=None):
+    """The cache directories a command line of the exporter acts on, as
+    absolute paths: every --cache.dir and --modcache.dir value (`--flag=value`
+    or `--flag value`); when neither flag is given and an environment is,
+    the caches the exporter (or `check`/`trim`) finds from it: GOCACHE, else
+    $XDG_CACHE_HOME/go-build, else $HOME/.cache/go-build (none for
+    GOCACHE=off), and, when serving or with --once, GOMODCACHE, else the
+    first $GOPATH entry's pkg/mod, else $HOME/go/pkg/mod. (The go env that
+    the exporter asks when go is on PATH answers the same for these test
+    environments.) Without an environment the exporter would watch the
+    host's own caches, which are not the test's and which other processes on
+    the machine may be using: they are not recorded. --trace.dir, the spool,
+    is not a cache: the exporter renames files there by design."""
+    args = list(args)
+    dirs = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        for flag in _CACHE_FLAGS:
+            if arg.startswith(flag + "="):
+                dirs.append(arg[len(flag) + 1:])
+            elif arg == flag and i + 1 < len(args):
+                i += 1
+                dirs.append(args[i])
+        i += 1
+    if not dirs and env:
+        home = env.get("HOME", "")
+        build = env.get("GOCACHE") or (
+            os.path.join(env["XDG_CACHE_HOME"], "go-build") if env.get("XDG_CACHE_HOME")
+            else os.path.join(home, ".cache", "go-build") if home else "")
+        if build and build != "off":
+            dirs.append(build)
+        if not (args and args[0] in ("check", "trim")):
+            gopath = env.get("GOPATH", "").split(":")[0] or (
+                os.path.join(home, "go") if home else "")
+            mod = env.get("GOMODCACHE") or (os.path.join(gopath, "pkg", "mod") if gopath else "")
+            if mod:
+                dirs.append(mod)
+    found = []
+    for d in dirs:
+        if d and os.path.abspath(d) not in found:
+            found.append(os.path.abspath(d))
+    return found
+
+
+class CacheWatch:
+    """The read-only promise for one run of the exporter: the state of every
+    cache directory it is given, recorded before it starts, must be the state
+    when it is done. cache_changes, a few words saying why, turns the
+    comparison off for a run during which the test or the exporter changes a
+    cache on purpose (a trim, automatic trimming)."""
+
+    def __init__(self, args, env, cache_changes, what):
+        if cache_changes is not None and not (isinstance(cache_changes, str)
+                                              and cache_changes.strip()):
+            raise AssertionError("cache_changes must say, in a few words, why the cache changes")
+        self.reason = cache_changes
+        self.what = what
+        self.dirs = [] if cache_changes else cache_dirs(args, env)
+        self.before = {}
+        self.accept("start")
+
+    def accept(self, reason):
+        """What the caches hold now is the new baseline (the test changed
+        them itself, for a reason given)."""
+        if not (isinstance(reason, str) and reason.strip()):
+            raise AssertionError("say why the test changed the cache")
+        self.before = {d: tree_state(d) for d in self.dirs}
+
+    def check(self):
+        """Fails, naming the first changed paths, when a cache changed."""
+        problems = []
+        for d in self.dirs:
+            changed, lines = tree_changes(self.before[d], tree_state(d))
+            if changed:
+                plural = "s" if len(changed) != 1 else ""
+                problems.append(f"{d}: {len(changed)} changed path{plural}:\n" + "\n".join(lines))
+        if problems:
+            raise AssertionError(
+                f"the read-only promise broke: a cache changed during {self.what}\n"
+                + "\n".join(problems)
+                + "\n(a test that changes the cache itself says so: cache_changes=\"why\", "
+                "or exporter.accept_cache_changes(\"why\") right after the change)")
 
 
 def as_user(user, cmd):
@@ -209,12 +341,22 @@ def promtool_check(text):
 
 
 class Exporter:
-    """The exporter binary, running on an ephemeral 127.0.0.1 port."""
+    """The exporter binary, running on an ephemeral 127.0.0.1 port.
 
-    def __init__(self, *args, env=None, user=None, binary=None):
+    The read-only promise is checked for every run: the state of each cache
+    directory it is given (see cache_dirs) is recorded before it starts and,
+    when the with-block ends without an exception, must be unchanged: no file
+    or directory appeared or went, none changed type, mode, size or mtime.
+    A test whose own actions change a cache says why: cache_changes="..."
+    turns the comparison off for the whole run (trimming), and
+    accept_cache_changes("...") right after a change the test makes takes
+    the caches as they are then as the new baseline."""
+
+    def __init__(self, *args, env=None, user=None, binary=None, cache_changes=None):
         binary = binary or EXPORTER
         if not binary or not os.access(binary, os.X_OK):
             raise AssertionError("GOCACHE_EXPORTER must name the built binary")
+        self.caches = CacheWatch(args, env, cache_changes, f"gocache_exporter {' '.join(args)}")
         cmd = [binary, "--web.listen-address=127.0.0.1:0", *args]
         if user:
             cmd = as_user(user, cmd)
@@ -294,10 +436,23 @@ class Exporter:
     def __enter__(self):
         return self
 
+    def accept_cache_changes(self, reason):
+        """The test changed a cache itself (a go build, a copy, a deletion):
+        from now on, nothing may change in the caches as they are now."""
+        self.caches.accept(reason)
+
+    def check_caches(self):
+        """Fails when a cache changed since the start (or the last
+        accept_cache_changes); done by a with-block's clean exit, to be called
+        by a test that does not use one."""
+        self.caches.check()
+
     def __exit__(self, *exc):
         code = self.stop()
-        if exc[0] is None and code != 0:
-            raise AssertionError(f"exporter exited {code}:\n{self.log()}")
+        if exc[0] is None:
+            if code != 0:
+                raise AssertionError(f"exporter exited {code}:\n{self.log()}")
+            self.check_caches()
 
 
 def has(name, **labels):
@@ -308,10 +463,18 @@ def has(name, **labels):
     return predicate
 
 
-def run_exporter(*args, timeout=60, env=None):
-    """Runs the exporter to completion (for --once and flag errors)."""
-    return subprocess.run([EXPORTER, *args], capture_output=True, timeout=timeout,
-                          env=env or dict(os.environ))
+def run_exporter(*args, timeout=60, env=None, cache_changes=None, binary=None, user=None):
+    """Runs the exporter to completion (--once, flag errors, and the check
+    and trim commands), and checks, whatever its exit status, that no cache
+    it was given changed (see Exporter; cache_changes says why one may, as a
+    trim's does). binary and user as for Exporter."""
+    caches = CacheWatch(args, env, cache_changes, f"gocache_exporter {' '.join(args)}")
+    cmd = [binary or EXPORTER, *args]
+    if user:
+        cmd = as_user(user, cmd)
+    r = subprocess.run(cmd, capture_output=True, timeout=timeout, env=env or dict(os.environ))
+    caches.check()
+    return r
 
 
 class TempDirTest(unittest.TestCase):

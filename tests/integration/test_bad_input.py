@@ -7,7 +7,7 @@ import socket
 import stat
 
 from harness import (EXPORTER, Exporter, TempDirTest, copy_go_cache, find_count, has,
-                     parse_metrics, run_exporter, tree_state, value)
+                     parse_metrics, run_exporter, value)
 
 UNPRIVILEGED = "nobody"
 
@@ -44,7 +44,6 @@ class BadInputTest(TempDirTest):
         shard = sorted(d for d in os.listdir(cache) if len(d) == 2)[0]
         locked = os.path.join(cache, shard)
         os.chmod(locked, 0)
-        before = tree_state(cache)
         # root reads everything: the unreadable part runs as an unprivileged user.
         with Exporter(f"--cache.dir={cache}", "--density.interval=1h", user=UNPRIVILEGED,
                       binary=self.world_executable_copy()) as exporter:
@@ -57,7 +56,7 @@ class BadInputTest(TempDirTest):
                          find_count(cache, user=UNPRIVILEGED))
         self.assertLess(find_count(cache, user=UNPRIVILEGED), find_count(cache))
         self.assertIn("Permission denied", log)
-        self.assertEqual(before, tree_state(cache))
+        # The cache is left as it was: Exporter checks that for every test.
 
     def world_executable_copy(self):
         binary = os.path.join(self.tmp, "gocache_exporter")

@@ -301,6 +301,7 @@ scrape_configs:
         target_used = int(inodes * 0.80)
         for _, path in files[:max(0, used - target_used)]:
             os.unlink(path)
+        exporter.accept_cache_changes("the test removes the oldest entries, as a trim would")
         self.assertLess((inodes - os.statvfs(mnt).f_ffree) / inodes, 0.90)
         resolved = self.wait("GoCacheInodeUsageHigh to resolve at the webhook",
                              lambda: webhook.alerts("resolved", "GoCacheInodeUsageHigh"), ALERT,
@@ -308,6 +309,9 @@ scrape_configs:
         self.assertEqual(resolved[0][1]["labels"]["path"], cache)
         r = self.query(prom_port, 'ALERTS{alertname="GoCacheInodeUsageHigh",alertstate="firing"}')
         self.assertEqual(r["data"]["result"], [])
+        # Through all of it, the exporter changed nothing in the cache.
+        self.assertEqual(exporter.stop(), 0, exporter.log())
+        exporter.check_caches()
 
     def has_series(self, port, expr):
         r = self.query(port, expr)

@@ -5,12 +5,13 @@ import concurrent.futures
 import gzip
 import os
 import re
+import shlex
 import subprocess
 import time
 
-from harness import (SOURCE_DIR, Exporter, TempDirTest, copy_go_cache, families, find_count,
-                     go_binary, go_env, has, parse_metrics, promtool_check, run_exporter,
-                     shared_go_cache, tool, tree_state, value)
+from harness import (EXPORTER, SOURCE_DIR, Exporter, TempDirTest, cache_dirs, copy_go_cache,
+                     families, find_count, go_binary, go_env, has, parse_metrics, promtool_check,
+                     run_exporter, shared_go_cache, tool, value)
 
 # Other processes on a shared machine create and delete files between our
 # statvfs and theirs: free inodes may differ by this much, free bytes by
@@ -26,12 +27,8 @@ class RealCacheTest(TempDirTest):
         _, self.env = shared_go_cache()
         self.cache = self.env["GOCACHE"]
         self.mod = self.env["GOMODCACHE"]
-        self.before = {p: tree_state(p) for p in (self.cache, self.mod)}
-
-    def tearDown(self):
-        # The read-only promise: nothing in a cache changed size or mtime.
-        for path, state in self.before.items():
-            self.assertEqual(state, tree_state(path), f"exporter changed {path}")
+        # The read-only promise (nothing in either cache changed size or
+        # mtime) is checked by Exporter and run_exporter themselves.
 
     def start(self, *args):
         return Exporter(f"--cache.dir={self.cache}", f"--modcache.dir={self.mod}", *args)
@@ -173,6 +170,7 @@ class DiscoveryTest(TempDirTest):
             self.assertNotIn("gocache_filesystem_files", {n for n, _ in samples})
             exporter.scrape()
             copy_go_cache(self.tmp)  # a fresh runner's first build, or a cache restore
+            exporter.accept_cache_changes("the test puts a cache in place while the exporter runs")
             want = find_count(cache)
             text = exporter.wait_for(
                 lambda s: value(s, "gocache_scrape_collector_success", collector="inode") == 1
@@ -191,3 +189,116 @@ class DiscoveryTest(TempDirTest):
             self.assertEqual(log.count(f"collector failed\" collector={collector} "), 1, log)
             self.assertEqual(log.count(f"collector recovered\" collector={collector}\n"), 1, log)
         self.assertEqual(log.count("does not exist"), 1, log)
+
+
+def first_file(root, suffix):
+    """The first (sorted) non-empty file below root whose name ends with suffix."""
+    return sorted(os.path.join(d, n) for d, _, names in os.walk(root) for n in names
+                  if n.endswith(suffix) and os.path.getsize(os.path.join(d, n)) > 0)[0]
+
+
+def touch(path):
+    """The mtime one nanosecond later, nothing else."""
+    st = os.stat(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1))
+
+
+class ReadOnlyCheckTest(TempDirTest):
+    """The read-only promise every other test relies on (Exporter and
+    run_exporter compare each cache before and after) has teeth: a change
+    made while the exporter runs fails it, and says where."""
+
+    def assert_broken(self, caught, cache, path):
+        message = str(caught.exception)
+        self.assertIn("the read-only promise broke", message)
+        self.assertIn(f"\n{cache}: ", message)
+        self.assertIn(f"\n  {os.path.relpath(path, cache)}: ", message)
+
+    def test_a_change_while_the_exporter_runs_fails_the_check(self):
+        def shorten(path):  # the size alone: the mtime is put back
+            st = os.stat(path)
+            os.truncate(path, st.st_size - 1)
+            os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+        def add(path):
+            with open(path, "w") as f:
+                f.write("new\n")
+
+        bare = os.path.join(self.tmp, "bin")  # no go on PATH: the documented defaults
+        os.mkdir(bare)
+        # (how the caches are given, what changes in which of them)
+        cases = [
+            ("--cache.dir DIR, an mtime", lambda c, m: (["--cache.dir", c], None),
+             lambda c, m: first_file(c, "-a"), touch),
+            ("--cache.dir=DIR, a size", lambda c, m: ([f"--cache.dir={c}"], None),
+             lambda c, m: first_file(c, "-d"), shorten),
+            ("--modcache.dir DIR, a new file",
+             lambda c, m: ([f"--cache.dir={c}", "--modcache.dir", m], None),
+             lambda c, m: os.path.join(m, "new"), add),
+            ("GOCACHE from the environment, a removed file",
+             lambda c, m: ([], {"PATH": bare, "HOME": self.tmp, "GOCACHE": c, "GOMODCACHE": m}),
+             lambda c, m: first_file(c, "-a"), os.remove),
+        ]
+        for i, (name, given, where, change) in enumerate(cases):
+            with self.subTest(name):
+                cache, mod = copy_go_cache(os.path.join(self.tmp, str(i)))
+                args, env = given(cache, mod)
+                path = where(cache, mod)
+                with self.assertRaises(AssertionError) as caught:
+                    with Exporter(*args, "--density.interval=1h", env=env) as exporter:
+                        exporter.wait_for(has("gocache_dir_inodes", path=cache), what="first scan")
+                        change(path)
+                self.assert_broken(caught, cache if path.startswith(cache + os.sep) else mod,
+                                   path)
+
+    def test_run_exporter_checks_once_and_the_check_command(self):
+        cache, _ = copy_go_cache(self.tmp)
+        entry = first_file(cache, "-a")
+        # The real exporter, then an mtime change, as if it had made one.
+        wrapper = os.path.join(self.tmp, "touching-exporter")
+        with open(wrapper, "w") as f:
+            f.write(f'#!/bin/sh\n{shlex.quote(EXPORTER)} "$@"\ns=$?\n'
+                    f'touch {shlex.quote(entry)}\nexit $s\n')
+        os.chmod(wrapper, 0o755)
+        for args, env in ((["--once", f"--cache.dir={cache}"], None),
+                          (["check", "--cache.dir", cache], None),
+                          (["check"], dict(os.environ, GOCACHE=cache))):
+            with self.subTest(args=args):
+                with self.assertRaises(AssertionError) as caught:
+                    run_exporter(*args, env=env, binary=wrapper)
+                self.assert_broken(caught, cache, entry)
+
+    def test_declared_changes(self):
+        cache, _ = copy_go_cache(self.tmp)
+        first, second = first_file(cache, "-a"), first_file(cache, "-d")
+        with Exporter(f"--cache.dir={cache}", cache_changes="the self-test touches entries"):
+            touch(first)
+        with Exporter(f"--cache.dir={cache}") as exporter:
+            touch(first)
+            exporter.accept_cache_changes("the self-test touched an entry")
+        # Only what came before is accepted.
+        with self.assertRaises(AssertionError) as caught:
+            with Exporter(f"--cache.dir={cache}") as exporter:
+                touch(first)
+                exporter.accept_cache_changes("the self-test touched an entry")
+                touch(second)
+        self.assert_broken(caught, cache, second)
+        self.assertNotIn(os.path.relpath(first, cache), str(caught.exception))
+        with self.assertRaises(AssertionError):
+            Exporter(f"--cache.dir={cache}", cache_changes="")
+
+    def test_the_caches_a_command_line_names(self):
+        self.assertEqual(cache_dirs(["--cache.dir=/c/a", "--modcache.dir", "/c/b",
+                                     "--trace.dir=/spool", "--once", "--cache.dir", "/c/a/"]),
+                         ["/c/a", "/c/b"])
+        self.assertEqual(cache_dirs(["--cache.dir=rel"]), [os.path.abspath("rel")])
+        self.assertEqual(cache_dirs(["--modcache.dir=/m"], {"GOCACHE": "/other"}), ["/m"])
+        home = {"HOME": "/h"}
+        self.assertEqual(cache_dirs([], home), ["/h/.cache/go-build", "/h/go/pkg/mod"])
+        self.assertEqual(cache_dirs([], dict(home, XDG_CACHE_HOME="/x", GOPATH="/g1:/g2")),
+                         ["/x/go-build", "/g1/pkg/mod"])
+        self.assertEqual(cache_dirs([], dict(home, GOCACHE="off", GOMODCACHE="/m")), ["/m"])
+        self.assertEqual(cache_dirs(["check"], dict(home, GOCACHE="/c")), ["/c"])
+        self.assertEqual(cache_dirs(["trim", "--max-bytes=1"], home), ["/h/.cache/go-build"])
+        # Without an environment of the test's, the host's own caches: not the test's.
+        self.assertEqual(cache_dirs(["--once"]), [])
