@@ -9,14 +9,16 @@
 # Usage: scripts/bench.sh [BUILD_DIR]
 # BENCH_ONLY=cache runs only the cache sections, BENCH_ONLY=trace only the
 # trace parser's, BENCH_ONLY=trim only check and trim on a cache of
-# BENCH_TRIM_PAIRS (default 100,000) pairs (default: all).
+# BENCH_TRIM_PAIRS (default 100,000) pairs, BENCH_ONLY=load only the load
+# benchmark (scripts/bench_load.sh: wrk against /metrics while the cache is
+# rescanned; its own variables are described there) (default: all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
 only=${BENCH_ONLY:-}
 case $only in
-  "" | cache | trace | trim) ;;
-  *) echo "BENCH_ONLY must be cache, trace or trim, not '$only'" >&2; exit 2 ;;
+  "" | cache | trace | trim | load) ;;
+  *) echo "BENCH_ONLY must be cache, trace, trim or load, not '$only'" >&2; exit 2 ;;
 esac
 want() { [[ -z $only || $only == "$1" ]]; }
 entries=${BENCH_ENTRIES:-1000000}
@@ -79,6 +81,10 @@ awk -v a="$big_p50" -v b="$empty_p50" 'BEGIN {printf "p50 ratio big/empty: %.2f\
 echo "== exporter peak RSS over repeated scans of the $entries-entry cache"
 sleep 10  # several more full rescans at --density.interval=1ms
 awk '/VmHWM|VmRSS/ {printf "%s %.1f MiB\n", $1, $2 / 1024}' "/proc/${pids[0]}/status"
+# Both exporters rescan without a pause: stop them before the next sections.
+kill "${pids[@]}"
+wait "${pids[@]}" 2>/dev/null || true
+pids=()
 fi
 
 if want trace; then
@@ -155,4 +161,13 @@ harness.make_synthetic_cache(sys.argv[1], pairs=int(sys.argv[2]))' "$work/trim" 
     printf "%-40s %9.3f %12.0f %8.2fx\n", "  of which removal (trim - dry run)", t - d, r / (t - d),
       ((t - d) / r) / (rm / f)
   }'
+fi
+
+if want load; then
+  # The cache section's tree, when there is one; else bench_load.sh makes one.
+  if [[ -d $work/big ]]; then
+    BENCH_CACHE=$work/big ENTRIES=$entries scripts/bench_load.sh "$build"
+  else
+    ENTRIES=$entries scripts/bench_load.sh "$build"
+  fi
 fi
