@@ -86,6 +86,8 @@ bool BasicAuth::Allows(const char* authorization_header) {
 }
 
 bool BasicAuth::Verify(const std::string& user, const std::string& password) {
+  // crypt_r reads up to a NUL: "password\0anything" must not pass for it.
+  if (password.find('\0') != std::string::npos) return false;
   const auto found = users_.find(user);
   // An unknown user costs a hash too, with a real user's cost and salt, so
   // that the time taken does not tell which users exist.

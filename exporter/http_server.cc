@@ -169,6 +169,7 @@ int HttpServer::OnRequest(mg_connection* conn) {
 int HttpServer::Handle(mg_connection* conn) {
   const mg_request_info* request = mg_get_request_info(conn);
   const bool head = std::strcmp(request->request_method, "HEAD") == 0;
+  const char* path = request->local_uri_raw;  // as sent, without the query
   Response response;
   if (auth_.enabled() && !auth_.Allows(mg_get_header(conn, "Authorization"))) {
     response = {401,
@@ -182,7 +183,7 @@ int HttpServer::Handle(mg_connection* conn) {
                 "text/plain; charset=utf-8",
                 "405 method not allowed\n",
                 {{"Allow", "GET, HEAD"}}};
-  } else if (request->local_uri != nullptr && telemetry_path_ == request->local_uri) {
+  } else if (path != nullptr && telemetry_path_ == path) {
     const auto metrics = metrics_.lock();
     if (!metrics) {  // shutting down
       response = {503, "Service Unavailable", "text/plain; charset=utf-8", "shutting down\n", {}};
@@ -196,7 +197,7 @@ int HttpServer::Handle(mg_connection* conn) {
         response.headers.emplace_back("Content-Encoding", "gzip");
       }
     }
-  } else if (request->local_uri != nullptr && std::strcmp(request->local_uri, "/") == 0) {
+  } else if (path != nullptr && std::strcmp(path, "/") == 0) {
     response.content_type = "text/html; charset=utf-8";
     response.body = landing_page_;
   } else {
