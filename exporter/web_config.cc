@@ -138,6 +138,11 @@ std::optional<TlsConfig> ParseTls(const YAML::Node& node, const std::string& bas
 
 // The headers Prometheus's exporters let a web configuration set, with the
 // values each allows (empty: any value).
+// Compares whole strings, so that a NUL inside `text` cannot end it early.
+bool EqualsIgnoringCase(const std::string& text, std::string_view word) {
+  return text.size() == word.size() && strncasecmp(text.data(), word.data(), word.size()) == 0;
+}
+
 void CheckHeader(const std::string& name, const std::string& value) {
   static const std::pair<const char*, std::vector<const char*>> kAllowed[] = {
       {"Strict-Transport-Security", {}},
@@ -147,14 +152,15 @@ void CheckHeader(const std::string& name, const std::string& value) {
       {"Content-Security-Policy", {}},
   };
   const std::string key = "http_server_config.headers." + name;
-  if (value.find_first_of("\r\n") != std::string::npos || value.empty()) {
+  // NUL, CR and LF would end the header early or start another.
+  if (value.empty() || value.find_first_of(std::string_view("\0\r\n", 3)) != std::string::npos) {
     throw Invalid{key + ": want a one-line, non-empty value"};
   }
   for (const auto& [allowed, values] : kAllowed) {
-    if (strcasecmp(name.c_str(), allowed) != 0) continue;
+    if (!EqualsIgnoringCase(name, allowed)) continue;
     if (values.empty()) return;
     for (const char* v : values) {
-      if (strcasecmp(value.c_str(), v) == 0) return;
+      if (EqualsIgnoringCase(value, v)) return;
     }
     std::string want;
     for (const char* v : values) want += (want.empty() ? "" : " or ") + std::string(v);
