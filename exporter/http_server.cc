@@ -1,12 +1,15 @@
 #include "exporter/http_server.h"
 
-#include <CivetServer.h>
 #include <civetweb.h>
-#include <prometheus/exposer.h>
+#include <prometheus/text_serializer.h>
+#include <strings.h>
+#include <zlib.h>
 
+#include <cstdlib>
 #include <cstring>
-#include <mutex>
+#include <optional>
 #include <stdexcept>
+#include <string_view>
 
 #include "exporter/log.h"
 #include "exporter/version.h"
@@ -14,57 +17,52 @@
 namespace gocache {
 namespace {
 
-// CivetWeb hands its callbacks only the connection; the server is one per
-// process, so its routing table lives here.
-std::string g_telemetry_path;
-std::string g_landing_page;
-// CivetWeb reports why it could not start only through its log callback.
-std::mutex g_last_error_mu;
-std::string g_first_error;
+constexpr const char* kTextFormat = "text/plain; version=0.0.4; charset=utf-8";
 
-void Respond(mg_connection* conn, int status, const char* reason, const char* content_type,
-             const std::string& body, bool head) {
-  mg_printf(conn,
-            "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-            "Connection: close\r\n\r\n",
-            status, reason, content_type, body.size());
-  if (!head) mg_write(conn, body.data(), body.size());
+std::string_view Trim(std::string_view text) {
+  const size_t begin = text.find_first_not_of(" \t");
+  if (begin == std::string_view::npos) return {};
+  return text.substr(begin, text.find_last_not_of(" \t") - begin + 1);
 }
 
-int BeginRequest(mg_connection* conn) {
-  const mg_request_info* request = mg_get_request_info(conn);
-  const char* uri = request->local_uri ? request->local_uri : "";
-  const bool head = std::strcmp(request->request_method, "HEAD") == 0;
-  if (!head && std::strcmp(request->request_method, "GET") != 0) {
-    mg_printf(conn,
-              "HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD\r\nContent-Length: 0\r\n"
-              "Connection: close\r\n\r\n");
-    return 405;
+std::optional<std::string> Gzip(const std::string& input) {
+  z_stream stream{};
+  // 16 + window bits: a gzip header rather than a zlib one.
+  if (deflateInit2(&stream, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 16 + MAX_WBITS, 8,
+                   Z_DEFAULT_STRATEGY) != Z_OK) {
+    return std::nullopt;
   }
-  if (g_telemetry_path == uri) {
-    if (!head) return 0;  // prometheus-cpp's handler
-    // The handler knows only GET; a HEAD gets the headers without rendering.
-    mg_printf(conn,
-              "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n"
-              "Connection: close\r\n\r\n");
-    return 200;
-  }
-  if (std::strcmp(uri, "/") == 0) {
-    Respond(conn, 200, "OK", "text/html; charset=utf-8", g_landing_page, head);
-    return 200;
-  }
-  Respond(conn, 404, "Not Found", "text/plain; charset=utf-8", "404 page not found\n", head);
-  return 404;
+  std::string output(deflateBound(&stream, input.size()), '\0');
+  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(input.data()));
+  stream.avail_in = static_cast<uInt>(input.size());
+  stream.next_out = reinterpret_cast<Bytef*>(output.data());
+  stream.avail_out = static_cast<uInt>(output.size());
+  const int result = deflate(&stream, Z_FINISH);
+  output.resize(stream.total_out);
+  deflateEnd(&stream);
+  if (result != Z_STREAM_END) return std::nullopt;
+  return output;
 }
+
+// CivetWeb tells why it could not start (say, the port in use) only through
+// its log callback, on the thread that starts it.
+thread_local std::string* t_start_error = nullptr;
 
 int LogMessage(const mg_connection*, const char* message) {
   log::Debug("civetweb", {{"msg", message}});
-  std::lock_guard lock(g_last_error_mu);
-  if (g_first_error.empty()) g_first_error = message;
+  if (t_start_error != nullptr && t_start_error->empty()) *t_start_error = message;
   return 1;
 }
 
 }  // namespace
+
+struct HttpServer::Response {
+  int status = 200;
+  const char* reason = "OK";
+  const char* content_type = "text/plain; charset=utf-8";
+  std::string body;
+  std::vector<std::pair<const char*, std::string>> headers;
+};
 
 std::string LandingPage(const std::string& telemetry_path) {
   return "<!DOCTYPE html>\n<html>\n<head><title>gocache_exporter</title></head>\n<body>\n"
@@ -75,33 +73,151 @@ std::string LandingPage(const std::string& telemetry_path) {
          kRevision + ")</p>\n</body>\n</html>\n";
 }
 
-HttpServer::HttpServer(const std::string& civet_ports, const std::string& telemetry_path,
-                       const std::weak_ptr<prometheus::Collectable>& metrics) {
-  g_telemetry_path = telemetry_path;
-  g_landing_page = LandingPage(telemetry_path);
-  {
-    std::lock_guard lock(g_last_error_mu);
-    g_first_error.clear();
+bool AcceptsGzip(const char* accept_encoding) {
+  if (accept_encoding == nullptr) return false;
+  std::string_view rest(accept_encoding);
+  while (!rest.empty()) {
+    const size_t comma = rest.find(',');
+    const std::string_view item = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    const size_t semicolon = item.find(';');
+    const std::string_view coding = Trim(item.substr(0, semicolon));
+    if (coding.size() != 4 || strncasecmp(coding.data(), "gzip", 4) != 0) continue;
+    if (semicolon == std::string_view::npos) return true;
+    // "gzip;q=0" refuses gzip.
+    const std::string_view parameter = Trim(item.substr(semicolon + 1));
+    if (parameter.size() < 2 || strncasecmp(parameter.data(), "q=", 2) != 0) return true;
+    return std::strtod(std::string(parameter.substr(2)).c_str(), nullptr) > 0;
   }
-  CivetCallbacks callbacks;
-  callbacks.begin_request = BeginRequest;
-  callbacks.log_message = LogMessage;
-  try {
-    exposer_ = std::make_unique<prometheus::Exposer>(
-        std::vector<std::string>{"listening_ports", civet_ports, "num_threads", "8",
-                                 "request_timeout_ms", "10000"},
-        &callbacks);
-  } catch (const std::exception& e) {
-    // The exception says only "null context when constructing CivetServer";
-    // CivetWeb logged the reason just before.
-    std::lock_guard lock(g_last_error_mu);
-    throw std::runtime_error(g_first_error.empty() ? e.what() : g_first_error);
-  }
-  exposer_->RegisterCollectable(metrics, telemetry_path);
+  return false;
 }
 
-HttpServer::~HttpServer() = default;
+HttpServer::HttpServer(const HttpServerOptions& options, const WebConfig& web,
+                       std::weak_ptr<prometheus::Collectable> metrics)
+    : telemetry_path_(options.telemetry_path),
+      landing_page_(LandingPage(options.telemetry_path)),
+      headers_(web.headers),
+      metrics_(std::move(metrics)),
+      auth_(web.basic_auth_users),
+      tls_(web.tls) {
+  if (tls_) {
+    std::string error;
+    if (!LoadCivetWebOpenSslStandIns(error)) throw std::runtime_error(error);
+  }
+  // A trailing "s" makes a CivetWeb port speak TLS.
+  const std::string ports = options.civet_ports + (tls_ ? "s" : "");
+  const std::string threads = std::to_string(options.max_connections);
+  const std::string timeout = std::to_string(options.request_timeout.count());
+  const char* civet_options[] = {
+      "listening_ports",
+      ports.c_str(),
+      "num_threads",
+      threads.c_str(),
+      "request_timeout_ms",
+      timeout.c_str(),
+      // Belt and braces: no document root is set, so no file is served anyway.
+      "enable_directory_listing",
+      "no",
+      nullptr,
+  };
+  mg_callbacks callbacks{};
+  callbacks.begin_request = OnRequest;
+  callbacks.log_message = LogMessage;
+  callbacks.init_ssl = OnInitSsl;
+  mg_init_data init{&callbacks, this, civet_options};
+  char error_text[256] = "";
+  mg_error_data error{nullptr, error_text, sizeof error_text};
+  std::string logged_error;
+  t_start_error = &logged_error;
+  context_ = mg_start2(&init, &error);
+  t_start_error = nullptr;
+  if (context_ == nullptr) {
+    throw std::runtime_error(!logged_error.empty() ? logged_error
+                             : error_text[0]       ? error_text
+                                                   : "CivetWeb could not start");
+  }
+}
 
-std::vector<int> HttpServer::ListeningPorts() const { return exposer_->GetListeningPorts(); }
+HttpServer::~HttpServer() {
+  if (context_ != nullptr) mg_stop(context_);
+}
+
+std::vector<int> HttpServer::ListeningPorts() const {
+  mg_server_port ports[8];
+  const int count = mg_get_server_ports(context_, 8, ports);
+  std::vector<int> result;
+  for (int i = 0; i < count; ++i) result.push_back(ports[i].port);
+  return result;
+}
+
+int HttpServer::OnInitSsl(void* ssl_ctx, void* user_data) {
+  // CivetWeb has loaded OpenSSL and made the context; it is ours to set up
+  // (1), which main checked it can be before listening.
+  const auto* server = static_cast<HttpServer*>(user_data);
+  std::string error;
+  if (!ConfigureServerContext(static_cast<SSL_CTX*>(ssl_ctx), *server->tls_, error)) {
+    log::Error("cannot set up TLS", {{"err", error}});
+    return -1;
+  }
+  return 1;
+}
+
+int HttpServer::OnRequest(mg_connection* conn) {
+  return static_cast<HttpServer*>(mg_get_user_data(mg_get_context(conn)))->Handle(conn);
+}
+
+int HttpServer::Handle(mg_connection* conn) {
+  const mg_request_info* request = mg_get_request_info(conn);
+  const bool head = std::strcmp(request->request_method, "HEAD") == 0;
+  const char* path = request->local_uri_raw;  // as sent, without the query
+  Response response;
+  if (auth_.enabled() && !auth_.Allows(mg_get_header(conn, "Authorization"))) {
+    response = {401,
+                "Unauthorized",
+                "text/plain; charset=utf-8",
+                "Unauthorized\n",
+                {{"WWW-Authenticate", "Basic realm=\"gocache_exporter\", charset=\"UTF-8\""}}};
+  } else if (!head && std::strcmp(request->request_method, "GET") != 0) {
+    response = {405,
+                "Method Not Allowed",
+                "text/plain; charset=utf-8",
+                "405 method not allowed\n",
+                {{"Allow", "GET, HEAD"}}};
+  } else if (path != nullptr && telemetry_path_ == path) {
+    const auto metrics = metrics_.lock();
+    if (!metrics) {  // shutting down
+      response = {503, "Service Unavailable", "text/plain; charset=utf-8", "shutting down\n", {}};
+    } else {
+      response.content_type = kTextFormat;
+      response.body = prometheus::TextSerializer().Serialize(metrics->Collect());
+    }
+    if (metrics && AcceptsGzip(mg_get_header(conn, "Accept-Encoding"))) {
+      if (auto compressed = Gzip(response.body)) {
+        response.body = std::move(*compressed);
+        response.headers.emplace_back("Content-Encoding", "gzip");
+      }
+    }
+  } else if (path != nullptr && std::strcmp(path, "/") == 0) {
+    response.content_type = "text/html; charset=utf-8";
+    response.body = landing_page_;
+  } else {
+    response = {404, "Not Found", "text/plain; charset=utf-8", "404 page not found\n", {}};
+  }
+  Send(conn, response, head);
+  return response.status;
+}
+
+void HttpServer::Send(mg_connection* conn, const Response& response, bool head) const {
+  std::string text = "HTTP/1.1 " + std::to_string(response.status) + " " + response.reason +
+                     "\r\nContent-Type: " + response.content_type +
+                     "\r\nContent-Length: " + std::to_string(response.body.size()) +
+                     "\r\nConnection: close\r\n";
+  for (const auto& [name, value] : response.headers)
+    text += std::string(name) + ": " + value + "\r\n";
+  for (const auto& [name, value] : headers_) text += name + ": " + value + "\r\n";
+  text += "\r\n";
+  if (!head) text += response.body;
+  mg_write(conn, text.data(), text.size());
+}
 
 }  // namespace gocache

@@ -1,35 +1,67 @@
-// The HTTP side: prometheus-cpp's Exposer serves the telemetry path; a
-// CivetWeb request hook in front of it serves the landing page at "/" and
-// answers 404 for every other path.
+// The HTTP side, on CivetWeb: the telemetry path, a landing page at "/", and
+// nothing else. One request hook answers every request, so that basic auth,
+// the configured headers and the method check apply to every response and no
+// request ever reaches CivetWeb's file serving.
 #pragma once
 
 #include <prometheus/collectable.h>
 
+#include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
-namespace prometheus {
-class Exposer;
-}
+#include "exporter/basic_auth.h"
+#include "exporter/tls.h"
+#include "exporter/web_config.h"
+
+struct mg_connection;
+struct mg_context;
 
 namespace gocache {
 
+struct HttpServerOptions {
+  std::string civet_ports;  // from ListenAddressToCivetPorts
+  std::string telemetry_path;
+  // Connections served at once; more wait in the listen queue. Each holds a
+  // thread until it is answered or times out.
+  int max_connections = 16;
+  // The most a request may take to arrive, and a response to be sent: a
+  // client that trickles its request is cut off when this runs out.
+  std::chrono::milliseconds request_timeout{10000};
+};
+
 class HttpServer {
  public:
-  // Listens at once. Throws std::runtime_error with a one-line reason when
-  // it cannot (address in use, no such address).
-  HttpServer(const std::string& civet_ports, const std::string& telemetry_path,
-             const std::weak_ptr<prometheus::Collectable>& metrics);
+  // Listens at once, with TLS when `web` has it. Throws std::runtime_error
+  // with a one-line reason when it cannot (address in use, no such address).
+  HttpServer(const HttpServerOptions& options, const WebConfig& web,
+             std::weak_ptr<prometheus::Collectable> metrics);
   ~HttpServer();
 
   std::vector<int> ListeningPorts() const;
 
  private:
-  std::unique_ptr<prometheus::Exposer> exposer_;
+  struct Response;
+  static int OnRequest(mg_connection* conn);
+  static int OnInitSsl(void* ssl_ctx, void* user_data);
+  int Handle(mg_connection* conn);
+  void Send(mg_connection* conn, const Response& response, bool head) const;
+
+  const std::string telemetry_path_;
+  const std::string landing_page_;
+  const std::vector<std::pair<std::string, std::string>> headers_;
+  const std::weak_ptr<prometheus::Collectable> metrics_;
+  BasicAuth auth_;
+  const std::optional<TlsConfig> tls_;
+  mg_context* context_ = nullptr;
 };
 
 // The landing page's HTML.
 std::string LandingPage(const std::string& telemetry_path);
+
+// Whether an Accept-Encoding header value accepts gzip.
+bool AcceptsGzip(const char* accept_encoding);
 
 }  // namespace gocache

@@ -20,6 +20,7 @@
 #include "exporter/log.h"
 #include "exporter/options.h"
 #include "exporter/scrape.h"
+#include "exporter/tls.h"
 #include "exporter/version.h"
 
 namespace gocache {
@@ -30,6 +31,15 @@ constexpr auto kShutdownGrace = std::chrono::milliseconds(1500);
 
 int Run(const Config& config) {
   log::Configure(config.log_level, config.log_format);
+  // TLS is set up first, so that a bad certificate or key is a usage error
+  // before anything starts.
+  if (config.web.tls && !config.once) {
+    std::string error;
+    if (!CheckServerConfig(*config.web.tls, error)) {
+      std::fprintf(stderr, "gocache_exporter: --web.config.file: %s\n", error.c_str());
+      return 2;
+    }
+  }
   const auto caches = DiscoverCaches(config.cache_dirs, config.modcache_dirs, kGoEnvTimeout);
   log::Info("starting gocache_exporter", {{"version", kVersion}, {"revision", kRevision}});
   for (const auto& cache : caches) {
@@ -73,7 +83,9 @@ int Run(const Config& config) {
 
   std::unique_ptr<HttpServer> server;
   try {
-    server = std::make_unique<HttpServer>(config.civet_ports, config.telemetry_path, scraper);
+    const HttpServerOptions options{config.civet_ports, config.telemetry_path,
+                                    config.max_connections, config.request_timeout};
+    server = std::make_unique<HttpServer>(options, config.web, scraper);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "gocache_exporter: cannot listen on %s: %s\n",
                  config.listen_address.c_str(), e.what());
@@ -86,7 +98,9 @@ int Run(const Config& config) {
     ports += (ports.empty() ? "" : ",") + std::to_string(port);
   log::Info("listening", {{"address", config.listen_address},
                           {"ports", ports},
-                          {"telemetry_path", config.telemetry_path}});
+                          {"telemetry_path", config.telemetry_path},
+                          {"tls", config.web.tls ? "true" : "false"},
+                          {"basic_auth", config.web.basic_auth_users.empty() ? "false" : "true"}});
 
   sigset_t signals;
   sigemptyset(&signals);

@@ -35,6 +35,13 @@ cxxopts::Options MakeOptions() {
        cxxopts::value<std::string>()->default_value(":9959"))
       ("web.telemetry-path", "Path under which to expose metrics.",
        cxxopts::value<std::string>()->default_value("/metrics"))
+      ("web.config.file", "Prometheus exporter web configuration file (TLS, basic auth, "
+       "response headers); see README.",
+       cxxopts::value<std::string>())
+      ("web.max-connections", "Connections served at once; more wait to be accepted.",
+       cxxopts::value<int>()->default_value("16"))
+      ("web.request-timeout", "Longest a request may take to arrive or its response to be sent.",
+       cxxopts::value<std::string>()->default_value("10s"))
       ("cache.dir", "Go build cache (GOCACHE) to watch; repeatable. Default: go env GOCACHE.",
        cxxopts::value<std::vector<std::string>>())
       ("modcache.dir", "Go module cache (GOMODCACHE) to watch; repeatable. Default: go env GOMODCACHE.",
@@ -106,6 +113,17 @@ ParsedCommandLine ParseCommandLine(int argc, const char* const argv[]) {
   if (config.telemetry_path.size() < 2 || config.telemetry_path.front() != '/') {
     return UsageError("--web.telemetry-path must start with '/' and name a path other than '/'");
   }
+  if (f.count("web.config.file")) {
+    const std::string file = f["web.config.file"].as<std::string>();
+    auto web = LoadWebConfig(file, error);
+    if (!web) return UsageError("--web.config.file " + file + ": " + error);
+    config.web = std::move(*web);
+  }
+  config.max_connections = f["web.max-connections"].as<int>();
+  if (config.max_connections < 1 || config.max_connections > 1024) {
+    return UsageError("--web.max-connections must be from 1 to 1024");
+  }
+
   if (f.count("cache.dir")) config.cache_dirs = f["cache.dir"].as<std::vector<std::string>>();
   if (f.count("modcache.dir")) {
     config.modcache_dirs = f["modcache.dir"].as<std::vector<std::string>>();
@@ -127,7 +145,8 @@ ParsedCommandLine ParseCommandLine(int argc, const char* const argv[]) {
   }
 
   for (auto [flag, target] : {std::pair{"scrape.timeout", &config.scrape_timeout},
-                              std::pair{"density.interval", &config.scan_interval}}) {
+                              std::pair{"density.interval", &config.scan_interval},
+                              std::pair{"web.request-timeout", &config.request_timeout}}) {
     const auto duration = ParsePositiveDurationFlag(flag, f[flag].as<std::string>(), error);
     if (!duration) return UsageError(error);
     *target = *duration;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "exporter/log.h"
+#include "exporter/web_config.h"
 
 namespace cxxopts {
 class ParseResult;
@@ -19,6 +20,9 @@ struct Config {
   std::string listen_address;  // as given, for logs
   std::string civet_ports;     // the same in CivetWeb's syntax
   std::string telemetry_path;
+  WebConfig web;  // from --web.config.file; empty without it
+  int max_connections = 0;
+  std::chrono::milliseconds request_timeout{0};
   std::vector<std::string> cache_dirs;
   std::vector<std::string> modcache_dirs;
   log::Level log_level = log::Level::kInfo;

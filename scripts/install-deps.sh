@@ -33,8 +33,6 @@ declare -A build_pkgs=(
   [/usr/include/rapidjson/reader.h]=rapidjson-dev
   [/usr/include/yaml-cpp/yaml.h]=libyaml-cpp-dev
   [/usr/include/crypt.h]=libcrypt-dev
-  # CivetWeb loads OpenSSL at run time by its unversioned name, libssl.so,
-  # which only the -dev package provides.
   [/usr/include/openssl/ssl.h]=libssl-dev
 )
 declare -A test_pkgs=(

@@ -18,6 +18,10 @@ int64_t MtimeNs(const struct stat& status) {
   return static_cast<int64_t>(status.st_mtim.tv_sec) * kNanos + status.st_mtim.tv_nsec;
 }
 
+int64_t CtimeNs(const struct stat& status) {
+  return static_cast<int64_t>(status.st_ctim.tv_sec) * kNanos + status.st_ctim.tv_nsec;
+}
+
 size_t AgeBucket(double age) {
   size_t i = 0;
   while (i < kAgeBuckets.size() && age > kAgeBuckets[i]) ++i;
@@ -113,22 +117,22 @@ void CensusVisitor::OnFile(int dir_fd, std::string_view parent, std::string_view
   if (type == EntryType::kOutput) {
     outputs_.emplace_back(buildcache::IdKey(name), status->st_size);
   } else if (S_ISREG(status->st_mode)) {
-    ReadAction(dir_fd, name, mtime_ns, fd);
+    ReadAction(dir_fd, name, CtimeNs(*status), fd);
     return;
   } else {
     // A FIFO, socket or symbolic link under an entry's name: never read
     // (links are not followed), never valid.
-    actions_.push_back({buildcache::IdKey(name), mtime_ns, 0, IndexedAction::kCorrupt});
+    actions_.push_back({buildcache::IdKey(name), CtimeNs(*status), 0, IndexedAction::kCorrupt});
   }
   if (fd >= 0) close(fd);
 }
 
-void CensusVisitor::ReadAction(int dir_fd, std::string_view name, int64_t mtime_ns, int fd) {
+void CensusVisitor::ReadAction(int dir_fd, std::string_view name, int64_t ctime_ns, int fd) {
   const uint64_t key = buildcache::IdKey(name);
   if (fd < 0) {
-    // Entries are immutable but for their mtime: an unchanged one is not
-    // read again.
-    if (const IndexedAction* known = Known(key); known && known->mtime_ns == mtime_ns) {
+    // Entries are immutable but for their mtime: one whose inode did not
+    // change is not read again.
+    if (const IndexedAction* known = Known(key); known && known->ctime_ns == ctime_ns) {
       actions_.push_back(*known);
       return;
     }
@@ -137,7 +141,7 @@ void CensusVisitor::ReadAction(int dir_fd, std::string_view name, int64_t mtime_
     if (fd < 0) return;
     if (!S_ISREG(status.st_mode)) {  // replaced since the scanner's stat
       close(fd);
-      actions_.push_back({key, mtime_ns, 0, IndexedAction::kCorrupt});
+      actions_.push_back({key, ctime_ns, 0, IndexedAction::kCorrupt});
       return;
     }
   }
@@ -157,8 +161,8 @@ void CensusVisitor::ReadAction(int dir_fd, std::string_view name, int64_t mtime_
   ++actions_read_;
   const auto entry = buildcache::ParseActionEntry(std::string_view(buf, got),
                                                   name.substr(0, buildcache::kHexIdSize));
-  actions_.push_back(entry ? IndexedAction{key, mtime_ns, entry->output_key, entry->output_size}
-                           : IndexedAction{key, mtime_ns, 0, IndexedAction::kCorrupt});
+  actions_.push_back(entry ? IndexedAction{key, ctime_ns, entry->output_key, entry->output_size}
+                           : IndexedAction{key, ctime_ns, 0, IndexedAction::kCorrupt});
 }
 
 void CensusVisitor::Reserve(size_t actions, size_t outputs) {

@@ -50,11 +50,12 @@ struct CacheCensus {
 };
 
 // An action entry as a previous scan read it: entries are immutable apart
-// from their mtime, so a rescan re-reads only new ones and those whose mtime
-// changed. 32 bytes an entry, sorted by key.
+// from their mtime, so a rescan re-reads only new ones and those whose inode
+// changed (its ctime: a new mtime, and also a chmod that may now make it
+// unreadable). 32 bytes an entry, sorted by key.
 struct IndexedAction {
   uint64_t key;
-  int64_t mtime_ns;
+  int64_t ctime_ns;
   uint64_t output_key;
   int64_t output_size;  // kCorrupt when the entry did not parse
   static constexpr int64_t kCorrupt = -1;
@@ -88,7 +89,7 @@ class CensusVisitor final : public ScanVisitor {
   int OpenAndStat(int dir_fd, std::string_view name, struct stat& status);
   // Reads and parses an action entry, from `fd` when it is open (and closes
   // it), else from the index or a fresh open.
-  void ReadAction(int dir_fd, std::string_view name, int64_t mtime_ns, int fd);
+  void ReadAction(int dir_fd, std::string_view name, int64_t ctime_ns, int fd);
   const IndexedAction* Known(uint64_t key) const;
   void Fail(std::string_view name, int err);
 

@@ -26,6 +26,7 @@ namespace gocache {
 namespace {
 
 using buildcache::EntryType;
+using testing_util::CtimeNs;
 using testing_util::GoEntry;
 using testing_util::Id;
 using testing_util::kNs;
@@ -115,7 +116,7 @@ void ExpectSameCensus(const CacheCensus& a, const CacheCensus& b) {
 bool SameIndex(const ActionIndex& a, const ActionIndex& b) {
   return std::equal(a.begin(), a.end(), b.begin(), b.end(),
                     [](const IndexedAction& x, const IndexedAction& y) {
-                      return x.key == y.key && x.mtime_ns == y.mtime_ns &&
+                      return x.key == y.key && x.ctime_ns == y.ctime_ns &&
                              x.output_key == y.output_key && x.output_size == y.output_size;
                     });
 }
@@ -241,7 +242,7 @@ TEST_F(EntryCensusTest, CountsTypesBytesShardsAndBrokenEntries) {
   ASSERT_NE(first, nullptr);
   EXPECT_EQ(first->output_key, buildcache::IdKey(o1));
   EXPECT_EQ(first->output_size, 10);
-  EXPECT_EQ(first->mtime_ns, MtimeNs(root_ + "/" + ActionPath(a1)));
+  EXPECT_EQ(first->ctime_ns, CtimeNs(root_ + "/" + ActionPath(a1)));
   const auto* corrupt = find(a5);
   ASSERT_NE(corrupt, nullptr);
   EXPECT_EQ(corrupt->output_size, IndexedAction::kCorrupt);
@@ -430,29 +431,30 @@ TEST_F(EntryCensusTest, IncrementalIndexRereadsOnlyChangedActions) {
   ExpectSameCensus(second.census, first.census);
   EXPECT_TRUE(SameIndex(index, first_index));
 
-  // Entries are immutable but for their mtime, so an action rewritten in
-  // place with its mtime restored is not read again: its previous parse
-  // stands. This is the intended trade-off of the index (one stat instead of
-  // one open and read per action on each rescan); the go command never
-  // rewrites an entry without changing its mtime.
+  // A change to the inode alone (a chmod, which may make the entry
+  // unreadable) has it read again, though its mtime and contents are as
+  // they were.
+  ASSERT_EQ(chmod(paths[1].c_str(), 0600), 0);
+  const auto chmodded = RunCensus(root_, CacheKind::kBuild, start, index);
+  EXPECT_EQ(chmodded.actions_read, 1u);
+  EXPECT_EQ(chmodded.census.corrupt, 0u);
+
+  // So is an action rewritten in place with its mtime restored: its ctime
+  // tells. It is corrupt now.
   {
     std::ofstream out(paths[1], std::ios::binary | std::ios::trunc);
     out << "not an entry any more";
   }
   SetMtime(paths[1], base + 1 * kNs);
-  const auto kept = RunCensus(root_, CacheKind::kBuild, start, index);
-  EXPECT_EQ(kept.actions_read, 0u);
-  EXPECT_EQ(kept.census.corrupt, 0u);
-  EXPECT_EQ(kept.census.bytes[kAction], 2u * 175 + 21);  // bytes come from stat, not the index
-  EXPECT_TRUE(SameIndex(index, first_index));
-
-  // Its mtime changes (the go command's markUsed): read again, now corrupt.
-  SetMtime(paths[1], base + 1 * kNs + kNs / 2);
   const auto reread = RunCensus(root_, CacheKind::kBuild, start, index);
   EXPECT_EQ(reread.actions_read, 1u);
   EXPECT_EQ(reread.census.corrupt, 1u);
+  EXPECT_EQ(reread.census.bytes[kAction], 2u * 175 + 21);
   EXPECT_EQ(reread.census.output_without_action, 1u);  // outputs[1] lost its action
   ASSERT_EQ(index.size(), 3u);
+
+  // Nothing changed since: nothing is read.
+  EXPECT_EQ(RunCensus(root_, CacheKind::kBuild, start, index).actions_read, 0u);
 
   // A new action is read, a removed one leaves the index, the rest are not
   // read.

@@ -52,4 +52,10 @@ inline int64_t MtimeNs(const std::string& path) {
   return static_cast<int64_t>(st.st_mtim.tv_sec) * kNs + st.st_mtim.tv_nsec;
 }
 
+inline int64_t CtimeNs(const std::string& path) {
+  struct stat st;
+  EXPECT_EQ(lstat(path.c_str(), &st), 0) << path;
+  return static_cast<int64_t>(st.st_ctim.tv_sec) * kNs + st.st_ctim.tv_nsec;
+}
+
 }  // namespace gocache::testing_util

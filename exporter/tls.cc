@@ -1,0 +1,152 @@
+#include "exporter/tls.h"
+
+#include <dlfcn.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+// The stand-ins for libssl.so and libcrypto.so, linked in by the build (see
+// CMakeLists.txt and civetweb_libssl.cc).
+extern "C" const char gocache_civetweb_libssl_begin[], gocache_civetweb_libssl_end[];
+extern "C" const char gocache_civetweb_libcrypto_begin[], gocache_civetweb_libcrypto_end[];
+
+namespace gocache {
+namespace {
+
+// OpenSSL's reason for the last failure, and clears its error queue.
+std::string OpenSslError() {
+  std::string reason;
+  while (const unsigned long code = ERR_get_error()) {
+    char text[256];
+    ERR_error_string_n(code, text, sizeof text);
+    reason = text;  // the last is the outermost
+  }
+  return reason.empty() ? "unknown error" : reason;
+}
+
+// Loads a shared library from bytes, through a memory file, so that no file
+// beside the binary has to be installed. It stays loaded.
+bool LoadLibraryFromMemory(const char* name, const char* begin, const char* end,
+                           std::string& error) {
+  const int fd = memfd_create(name, MFD_CLOEXEC);
+  if (fd < 0) {
+    error = std::string("memfd_create: ") + std::strerror(errno);
+    return false;
+  }
+  for (const char* data = begin; data < end;) {
+    const ssize_t n = write(fd, data, static_cast<size_t>(end - data));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      error = std::string("writing ") + name + ": " + std::strerror(errno);
+      close(fd);
+      return false;
+    }
+    data += n;
+  }
+  // The file stays open: the loader knows a library by the path it was
+  // loaded from, and would take a later /proc/self/fd/N for this one.
+  const std::string path = "/proc/self/fd/" + std::to_string(fd);
+  if (dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL) == nullptr) {
+    close(fd);
+    error = std::string("loading ") + name + ": " + dlerror();
+    return false;
+  }
+  return true;
+}
+
+// Go's RequestClientCert and RequireAnyClientCert ask for a certificate but
+// do not verify it.
+int AcceptAnyCertificate(int, X509_STORE_CTX*) { return 1; }
+
+}  // namespace
+
+bool LoadCivetWebOpenSslStandIns(std::string& error) {
+  static bool loaded = false;
+  if (loaded) return true;
+  if (!LoadLibraryFromMemory("libcrypto.so", gocache_civetweb_libcrypto_begin,
+                             gocache_civetweb_libcrypto_end, error) ||
+      !LoadLibraryFromMemory("libssl.so", gocache_civetweb_libssl_begin,
+                             gocache_civetweb_libssl_end, error)) {
+    return false;
+  }
+  loaded = true;
+  return true;
+}
+
+bool CheckServerConfig(const TlsConfig& config, std::string& error) {
+  SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+  if (ctx == nullptr) {
+    error = "cannot set up TLS: " + OpenSslError();
+    return false;
+  }
+  const bool ok = ConfigureServerContext(ctx, config, error);
+  SSL_CTX_free(ctx);
+  return ok;
+}
+
+bool ConfigureServerContext(SSL_CTX* ctx, const TlsConfig& config, std::string& error) {
+  SSL_CTX_set_options(
+      ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+  if (SSL_CTX_set_min_proto_version(ctx, config.min_version) != 1 ||
+      SSL_CTX_set_max_proto_version(ctx, config.max_version) != 1) {
+    error = "tls_server_config.min_version: " + OpenSslError();
+    return false;
+  }
+  if (SSL_CTX_use_certificate_chain_file(ctx, config.cert_file.c_str()) != 1) {
+    error = "tls_server_config.cert_file: " + config.cert_file + ": " + OpenSslError();
+    return false;
+  }
+  if (SSL_CTX_use_PrivateKey_file(ctx, config.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+    error = "tls_server_config.key_file: " + config.key_file + ": " + OpenSslError();
+    return false;
+  }
+  if (SSL_CTX_check_private_key(ctx) != 1) {
+    error = "tls_server_config.key_file: " + config.key_file +
+            " does not match the certificate in " + config.cert_file;
+    return false;
+  }
+
+  int mode = SSL_VERIFY_NONE;
+  SSL_verify_cb callback = nullptr;
+  switch (config.client_auth) {
+    case ClientAuth::kNoClientCert:
+      break;
+    case ClientAuth::kRequestClientCert:
+      mode = SSL_VERIFY_PEER;
+      callback = AcceptAnyCertificate;
+      break;
+    case ClientAuth::kRequireAnyClientCert:
+      mode = SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+      callback = AcceptAnyCertificate;
+      break;
+    case ClientAuth::kVerifyClientCertIfGiven:
+      mode = SSL_VERIFY_PEER;
+      break;
+    case ClientAuth::kRequireAndVerifyClientCert:
+      mode = SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+      break;
+  }
+  if (!config.client_ca_file.empty()) {
+    const char* file = config.client_ca_file.c_str();
+    STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(file);
+    if (names == nullptr || SSL_CTX_load_verify_locations(ctx, file, nullptr) != 1) {
+      if (names != nullptr) sk_X509_NAME_pop_free(names, X509_NAME_free);
+      error = "tls_server_config.client_ca_file: " + config.client_ca_file +
+              ": no certificate could be loaded: " + OpenSslError();
+      return false;
+    }
+    SSL_CTX_set_client_CA_list(ctx, names);  // takes ownership
+  }
+  SSL_CTX_set_verify(ctx, mode, callback);
+  // Sessions that carry a verified client certificate can be resumed only
+  // within the context that verified it.
+  static const unsigned char kSessionContext[] = "gocache_exporter";
+  SSL_CTX_set_session_id_context(ctx, kSessionContext, sizeof kSessionContext - 1);
+  return true;
+}
+
+}  // namespace gocache
