@@ -72,7 +72,7 @@ std::optional<std::string> DecodeBase64(std::string_view text) {
 BasicAuth::BasicAuth(std::map<std::string, std::string> users) : users_(std::move(users)) {}
 
 bool BasicAuth::Allows(const char* authorization_header) {
-  if (authorization_header == nullptr) return false;
+  if (authorization_header == nullptr || users_.empty()) return false;
   constexpr std::string_view kScheme = "Basic ";
   std::string_view header(authorization_header);
   if (header.size() < kScheme.size() ||

@@ -2,11 +2,13 @@
 
 #include <fcntl.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cerrno>
 #include <cstring>
+#include <set>
 
 #include "exporter/basic_auth.h"
 
@@ -42,14 +44,61 @@ std::string Scalar(const YAML::Node& node, const std::string& key) {
 }
 
 // Calls visit(key, value) for each entry of a mapping (null is empty).
+// `section` is the dotted name of the mapping, empty for the file itself.
 template <typename Visit>
-void ForEachEntry(const YAML::Node& node, const std::string& name, Visit visit) {
+void ForEachEntry(const YAML::Node& node, const std::string& section, Visit visit) {
+  const std::string name = section.empty() ? "the file" : section;
   if (node.IsNull()) return;
   if (!node.IsMap()) throw Invalid{name + ": want a mapping" + Where(node)};
+  std::set<std::string> seen;
   for (const auto& entry : node) {
     if (!entry.first.IsScalar()) throw Invalid{name + ": keys must be strings" + Where(node)};
-    visit(entry.first.Scalar(), entry.second);
+    const std::string& key = entry.first.Scalar();
+    // yaml-cpp keeps both entries of a repeated key, where Go's decoders
+    // (and so node_exporter) refuse it: a second, empty tls_server_config
+    // would turn TLS off without a word.
+    if (!seen.insert(key).second) {
+      throw Invalid{(section.empty() ? key : section + "." + key) + ": repeated" +
+                    Where(entry.first)};
+    }
+    visit(key, entry.second);
   }
+}
+
+// yaml-cpp 0.7 lets a quoted string that is never closed run on to the end
+// of the file, swallowing the keys after it (basic_auth_users, say) into a
+// header's value. No value of this format spans lines, so a quoted scalar
+// must close on the line it opens.
+void CheckQuotesClose(const YAML::Node& node, std::string_view text) {
+  if (node.IsMap() || node.IsSequence()) {
+    for (const auto& entry : node) {
+      if (node.IsMap()) {
+        CheckQuotesClose(entry.first, text);
+        CheckQuotesClose(entry.second, text);
+      } else {
+        CheckQuotesClose(entry, text);
+      }
+    }
+    return;
+  }
+  if (!node.IsScalar() || node.Tag() != "!") return;  // "!": not a plain scalar
+  const YAML::Mark mark = node.Mark();
+  if (mark.is_null() || mark.pos < 0 || static_cast<size_t>(mark.pos) >= text.size()) return;
+  const char quote = text[mark.pos];
+  if (quote != '"' && quote != '\'') return;
+  for (size_t i = mark.pos + 1; i < text.size() && text[i] != '\n'; ++i) {
+    if (quote == '"' && text[i] == '\\') {
+      ++i;  // an escaped character
+    } else if (text[i] == quote) {
+      if (quote == '\'' && i + 1 < text.size() && text[i + 1] == '\'') {
+        ++i;  // '' is a quote inside single quotes
+      } else {
+        return;
+      }
+    }
+  }
+  throw Invalid{"not valid YAML: line " + std::to_string(mark.line + 1) +
+                ": a quoted string does not close on its line"};
 }
 
 [[noreturn]] void UnknownKey(const std::string& section, const std::string& key,
@@ -214,9 +263,17 @@ void ParseUsers(const YAML::Node& node, WebConfig& config) {
 // Reads a configuration file whole; small files only, as these are.
 bool ReadConfigFile(const std::string& path, std::string& text, std::string& error) {
   constexpr size_t kMaxBytes = 1 << 20;
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: a FIFO under the name must not hang the start.
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     error = "cannot read " + path + ": " + std::strerror(errno);
+    return false;
+  }
+  struct stat status;
+  if (fstat(fd, &status) != 0 || !S_ISREG(status.st_mode)) {
+    error = "cannot read " + path + ": " +
+            (S_ISDIR(status.st_mode) ? "a directory" : "not a regular file");
+    close(fd);
     return false;
   }
   char buffer[16384];
@@ -245,7 +302,8 @@ std::optional<WebConfig> ParseWebConfig(std::string_view yaml, const std::string
     const YAML::Node root = YAML::Load(std::string(yaml));
     WebConfig config;
     if (root.IsNull()) return config;  // an empty file: plain HTTP, no auth
-    ForEachEntry(root, "the file", [&](const std::string& key, const YAML::Node& value) {
+    CheckQuotesClose(root, yaml);
+    ForEachEntry(root, "", [&](const std::string& key, const YAML::Node& value) {
       if (key == "tls_server_config") {
         config.tls = ParseTls(value, base_dir);
       } else if (key == "http_server_config") {

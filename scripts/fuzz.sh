@@ -64,6 +64,7 @@ for target in "${targets[@]}"; do
   case $target in
     fuzz_trace) dict=(-dict="$root/fuzz/json.dict") ;;
     fuzz_go_list) dict=(-dict="$root/fuzz/go_list.dict") ;;
+    fuzz_web_config) dict=(-dict="$root/fuzz/web_config.dict") ;;
   esac
   artifacts=$build_abs/fuzz-artifacts/$target
   mkdir -p "$artifacts"
