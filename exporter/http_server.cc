@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <string_view>
 
+#include "collectors/common/metric_family.h"
 #include "exporter/log.h"
 #include "exporter/version.h"
 
@@ -189,7 +190,9 @@ int HttpServer::Handle(mg_connection* conn) {
       response = {503, "Service Unavailable", "text/plain; charset=utf-8", "shutting down\n", {}};
     } else {
       response.content_type = kTextFormat;
-      response.body = prometheus::TextSerializer().Serialize(metrics->Collect());
+      auto families = metrics->Collect();
+      families.push_back(RequestsFamily());
+      response.body = prometheus::TextSerializer().Serialize(families);
     }
     if (metrics && AcceptsGzip(mg_get_header(conn, "Accept-Encoding"))) {
       if (auto compressed = Gzip(response.body)) {
@@ -204,7 +207,21 @@ int HttpServer::Handle(mg_connection* conn) {
     response = {404, "Not Found", "text/plain; charset=utf-8", "404 page not found\n", {}};
   }
   Send(conn, response, head);
+  for (size_t i = 0; i < kStatuses.size(); ++i) {
+    if (kStatuses[i] == response.status) responses_[i].fetch_add(1, std::memory_order_relaxed);
+  }
   return response.status;
+}
+
+prometheus::MetricFamily HttpServer::RequestsFamily() const {
+  auto family = MakeFamily("gocache_exporter_http_requests_total",
+                           "HTTP requests answered by the exporter, by status code.",
+                           prometheus::MetricType::Counter);
+  for (size_t i = 0; i < kStatuses.size(); ++i) {
+    AddSample(family, {{"code", std::to_string(kStatuses[i])}},
+              static_cast<double>(responses_[i].load(std::memory_order_relaxed)));
+  }
+  return family;
 }
 
 void HttpServer::Send(mg_connection* conn, const Response& response, bool head) const {

@@ -5,7 +5,10 @@
 #pragma once
 
 #include <prometheus/collectable.h>
+#include <prometheus/metric_family.h>
 
+#include <array>
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -47,6 +50,8 @@ class HttpServer {
   static int OnRequest(mg_connection* conn);
   static int OnInitSsl(void* ssl_ctx, void* user_data);
   int Handle(mg_connection* conn);
+  // gocache_exporter_http_requests_total, from the counts below.
+  prometheus::MetricFamily RequestsFamily() const;
   void Send(mg_connection* conn, const Response& response, bool head) const;
 
   const std::string telemetry_path_;
@@ -54,6 +59,9 @@ class HttpServer {
   const std::vector<std::pair<std::string, std::string>> headers_;
   const std::weak_ptr<prometheus::Collectable> metrics_;
   BasicAuth auth_;
+  // Responses by status; kStatuses are all the statuses Handle answers with.
+  static constexpr std::array<int, 5> kStatuses{200, 401, 404, 405, 503};
+  std::array<std::atomic<uint64_t>, kStatuses.size()> responses_{};
   const std::optional<TlsConfig> tls_;
   mg_context* context_ = nullptr;
 };

@@ -19,7 +19,8 @@ VOLATILE_VALUES = re.compile(
     r"^(gocache_filesystem_(?!readonly)\w+|gocache_dir_inode_share_ratio|"
     r"gocache_allocated_bytes|gocache_slack_ratio|gocache_shard_dir_bytes|"
     r"gocache_entry_age_seconds_sum|gocache_scan_duration_seconds|"
-    r"gocache_scrape_collector_duration_seconds|gocache_collector_last_success_timestamp_seconds)"
+    r"gocache_scrape_collector_duration_seconds|gocache_collector_last_success_timestamp_seconds|"
+    r"gocache_exporter_http_requests_total)"
     r"(\{.*\})? \S+$")
 VOLATILE_LABELS = re.compile(r'\b(mountpoint|fstype|version|revision|compiler)="[^"]*"')
 

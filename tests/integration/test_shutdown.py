@@ -261,7 +261,8 @@ class MidScrapeTest(ShutdownAssertions, TempDirTest):
             served = []
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
-                served.append(value(parse_metrics(exporter.scrape()), "exposer_scrapes_total"))
+                served.append(value(parse_metrics(exporter.scrape()),
+                                    "gocache_exporter_http_requests_total", code="200"))
                 if len(served) >= 2 and served[-1] - served[0] >= 100:
                     break
                 time.sleep(0.2)
