@@ -68,22 +68,26 @@ void ForEachEntry(const YAML::Node& node, const std::string& section, Visit visi
 // yaml-cpp 0.7 lets a quoted string that is never closed run on to the end
 // of the file, swallowing the keys after it (basic_auth_users, say) into a
 // header's value. No value of this format spans lines, so a quoted scalar
-// must close on the line it opens.
-void CheckQuotesClose(const YAML::Node& node, std::string_view text) {
+// must close on the line it opens. Each node is looked at once, by where it
+// starts and its type (a block mapping starts where its first key does):
+// aliases share their anchor's node, and may even contain it.
+void CheckQuotesClose(const YAML::Node& node, std::string_view text,
+                      std::set<std::pair<int, int>>& seen) {
+  const YAML::Mark mark = node.Mark();
+  if (mark.is_null() || !seen.emplace(mark.pos, static_cast<int>(node.Type())).second) return;
   if (node.IsMap() || node.IsSequence()) {
     for (const auto& entry : node) {
       if (node.IsMap()) {
-        CheckQuotesClose(entry.first, text);
-        CheckQuotesClose(entry.second, text);
+        CheckQuotesClose(entry.first, text, seen);
+        CheckQuotesClose(entry.second, text, seen);
       } else {
-        CheckQuotesClose(entry, text);
+        CheckQuotesClose(entry, text, seen);
       }
     }
     return;
   }
   if (!node.IsScalar() || node.Tag() != "!") return;  // "!": not a plain scalar
-  const YAML::Mark mark = node.Mark();
-  if (mark.is_null() || mark.pos < 0 || static_cast<size_t>(mark.pos) >= text.size()) return;
+  if (mark.pos < 0 || static_cast<size_t>(mark.pos) >= text.size()) return;
   const char quote = text[mark.pos];
   if (quote != '"' && quote != '\'') return;
   for (size_t i = mark.pos + 1; i < text.size() && text[i] != '\n'; ++i) {
@@ -302,7 +306,8 @@ std::optional<WebConfig> ParseWebConfig(std::string_view yaml, const std::string
     const YAML::Node root = YAML::Load(std::string(yaml));
     WebConfig config;
     if (root.IsNull()) return config;  // an empty file: plain HTTP, no auth
-    CheckQuotesClose(root, yaml);
+    std::set<std::pair<int, int>> seen;
+    CheckQuotesClose(root, yaml, seen);
     ForEachEntry(root, "", [&](const std::string& key, const YAML::Node& value) {
       if (key == "tls_server_config") {
         config.tls = ParseTls(value, base_dir);

@@ -445,6 +445,20 @@ TEST(ParseWebConfigTest, InvalidYamlNamesTheLine) {
 // of the file: a missing closing quote on a header that allows any value
 // swallows every setting after it, and the exporter would run without the
 // basic auth the file asks for (and send the hashes in the header).
+// The check for unclosed quotes walks every node once: an alias that
+// contains its own anchor, and ten levels of ten aliases each (10^10 paths
+// through the tree), are over at once.
+TEST(ParseWebConfigTest, AliasesAreWalkedOnce) {
+  ExpectError("a: &a [*a, 'x']\n", {"a: unknown key"});
+  std::string laughs = "l0: &l0 ['lol', \"lol\", lol]\n";
+  for (int i = 1; i <= 10; ++i) {
+    laughs += "l" + std::to_string(i) + ": &l" + std::to_string(i) + " [";
+    for (int j = 0; j < 10; ++j) laughs += (j ? ", *l" : "*l") + std::to_string(i - 1);
+    laughs += "]\n";
+  }
+  ExpectError(laughs, {"l0: unknown key"});
+}
+
 TEST(ParseWebConfigTest, UnterminatedQuoteRejected) {
   const std::string yaml = std::string(
                                "http_server_config:\n  headers:\n"
