@@ -38,8 +38,15 @@ std::string Where(const YAML::Node& node) {
   return " (line " + std::to_string(mark.line + 1) + ")";
 }
 
+// A NUL would end the string for the C functions it goes to (a path for
+// OpenSSL, a password for crypt), which would then use another one.
+void CheckNoNul(const std::string& text, const std::string& key, const YAML::Node& node) {
+  if (text.find('\0') != std::string::npos) throw Invalid{key + ": has a NUL" + Where(node)};
+}
+
 std::string Scalar(const YAML::Node& node, const std::string& key) {
   if (!node.IsScalar()) throw Invalid{key + ": want a string" + Where(node)};
+  CheckNoNul(node.Scalar(), key, node);
   return node.Scalar();
 }
 
@@ -54,6 +61,8 @@ void ForEachEntry(const YAML::Node& node, const std::string& section, Visit visi
   for (const auto& entry : node) {
     if (!entry.first.IsScalar()) throw Invalid{name + ": keys must be strings" + Where(node)};
     const std::string& key = entry.first.Scalar();
+    const std::string shown = key.substr(0, key.find('\0'));  // one line in the error
+    CheckNoNul(key, section.empty() ? shown : section + "." + shown, entry.first);
     // yaml-cpp keeps both entries of a repeated key, where Go's decoders
     // (and so node_exporter) refuse it: a second, empty tls_server_config
     // would turn TLS off without a word.
