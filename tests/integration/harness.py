@@ -485,6 +485,26 @@ class TempDirTest(unittest.TestCase):
         os.chmod(self.tmp, 0o755)
         self.addCleanup(self._cleanup)
 
+    def world_executable_copy(self):
+        """The binary where an unprivileged user can run it (the build tree
+        may be private)."""
+        binary = os.path.join(self.tmp, "gocache_exporter")
+        shutil.copy(EXPORTER, binary)
+        os.chmod(binary, 0o755)
+        return binary
+
+    def mount_tmpfs(self, options, mnt=None, name="gocache-test"):
+        """Mounts a tmpfs with `options` at mnt (made as self.tmp/fs when not
+        given), unmounted at cleanup; the tests run as root in CI."""
+        if mnt is None:
+            mnt = os.path.join(self.tmp, "fs")
+            os.mkdir(mnt)
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", options, name, mnt],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, f"cannot mount a tmpfs (the test needs root): {r.stderr}")
+        self.addCleanup(subprocess.run, ["umount", "-l", mnt], timeout=30)
+        return mnt
+
     def _cleanup(self):
         for dirpath, dirnames, _ in os.walk(self.tmp):
             for d in dirnames:

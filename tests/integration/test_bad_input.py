@@ -2,12 +2,10 @@
 serving where it can, and the affected collector reports success 0."""
 
 import os
-import shutil
 import socket
-import stat
 
-from harness import (EXPORTER, Exporter, TempDirTest, copy_go_cache, find_count, has,
-                     parse_metrics, run_exporter, value)
+from harness import (Exporter, TempDirTest, copy_go_cache, find_count, has, parse_metrics,
+                     run_exporter, value)
 
 UNPRIVILEGED = "nobody"
 
@@ -57,12 +55,6 @@ class BadInputTest(TempDirTest):
         self.assertLess(find_count(cache, user=UNPRIVILEGED), find_count(cache))
         self.assertIn("Permission denied", log)
         # The cache is left as it was: Exporter checks that for every test.
-
-    def world_executable_copy(self):
-        binary = os.path.join(self.tmp, "gocache_exporter")
-        shutil.copy(EXPORTER, binary)
-        os.chmod(binary, 0o755)
-        return binary
 
     def test_port_in_use(self):
         with socket.socket() as busy:

@@ -155,13 +155,7 @@ class EndToEndTest(TempDirTest):
 
     def mount_small_filesystem(self, inodes):
         """A tmpfs with exactly `inodes` inodes; the tests run as root in CI."""
-        mnt = os.path.join(self.tmp, "fs")
-        os.mkdir(mnt)
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size=256m,nr_inodes={inodes},mode=755",
-                            "gocache-e2e", mnt], capture_output=True, text=True, timeout=30)
-        self.assertEqual(r.returncode, 0,
-                         f"cannot mount a tmpfs (the end-to-end test needs root): {r.stderr}")
-        self.addCleanup(subprocess.run, ["umount", "-l", mnt], timeout=30)
+        mnt = self.mount_tmpfs(f"size=256m,nr_inodes={inodes},mode=755", name="gocache-e2e")
         st = os.statvfs(mnt)
         self.assertEqual(st.f_files, inodes)
         return mnt

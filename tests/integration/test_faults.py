@@ -210,21 +210,7 @@ def subdirectories(cache):
 class FaultTest(TempDirTest):
 
     def mount_tmpfs(self, options):
-        """A tmpfs of its own at self.tmp/fs (the tests run as root in CI)."""
-        mnt = os.path.join(self.tmp, "fs")
-        os.mkdir(mnt)
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "gocache-faults", mnt],
-                           capture_output=True, text=True, timeout=30)
-        self.assertEqual(r.returncode, 0, f"cannot mount a tmpfs (the test needs root): {r.stderr}")
-        self.addCleanup(subprocess.run, ["umount", "-l", mnt], timeout=30)
-        return mnt
-
-    def world_executable_copy(self):
-        """The binary where the unprivileged user can run it."""
-        binary = os.path.join(self.tmp, "gocache_exporter")
-        shutil.copy(EXPORTER, binary)
-        os.chmod(binary, 0o755)
-        return binary
+        return super().mount_tmpfs(options, name="gocache-faults")
 
     def freeze(self, exporter, ready):
         """Stops the exporter at a moment when ready() returns something

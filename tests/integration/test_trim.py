@@ -140,12 +140,7 @@ class TrimTestCase(TempDirTest):
 
     def mount_small_filesystem(self, inodes):
         """A tmpfs with exactly `inodes` inodes."""
-        mnt = os.path.join(self.tmp, "fs")
-        os.mkdir(mnt)
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size=256m,nr_inodes={inodes},mode=755",
-                            "gocache-trim", mnt], capture_output=True, text=True, timeout=30)
-        self.assertEqual(r.returncode, 0, f"cannot mount a tmpfs (the test needs root): {r.stderr}")
-        self.addCleanup(subprocess.run, ["umount", "-l", mnt], timeout=30)
+        mnt = self.mount_tmpfs(f"size=256m,nr_inodes={inodes},mode=755", name="gocache-trim")
         self.assertEqual(os.statvfs(mnt).f_files, inodes)
         return mnt
 
@@ -468,10 +463,7 @@ class TrimCommandTest(TrimTestCase):
         mounted = os.path.join(cache, "fd")
         for name in os.listdir(mounted):
             os.unlink(os.path.join(mounted, name))
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=755", "gocache-shard",
-                            mounted], capture_output=True, text=True, timeout=30)
-        self.assertEqual(r.returncode, 0, f"cannot mount a tmpfs (the test needs root): {r.stderr}")
-        self.addCleanup(subprocess.run, ["umount", "-l", mounted], timeout=30)
+        self.mount_tmpfs("size=1m,mode=755", mnt=mounted, name="gocache-shard")
         entry = "fd" + "8" * 62
         with open(os.path.join(mounted, entry + "-d"), "wb") as f:
             f.write(b"another filesystem")

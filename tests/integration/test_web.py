@@ -175,13 +175,6 @@ class WebTest(TempDirTest):
         assert_nothing_listens(self, port)
         return err
 
-    def world_executable_copy(self):
-        """The binary where an unprivileged user can run it (the build tree may be private)."""
-        binary = os.path.join(self.tmp, "gocache_exporter")
-        shutil.copy(EXPORTER, binary)
-        os.chmod(binary, 0o755)
-        return binary
-
 
 class CertTest(WebTest):
     """Certificates made afresh for each test by the openssl CLI: a server CA
