@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 
 // The stand-ins for libssl.so and libcrypto.so, linked in by the build (see
@@ -58,6 +59,17 @@ bool LoadLibraryFromMemory(const char* name, const char* begin, const char* end,
   return true;
 }
 
+constexpr uint64_t kNoDefaults = ~uint64_t{0};
+
+// The options OpenSSL gives a new server context, or kNoDefaults.
+uint64_t DefaultServerOptions() {
+  SSL_CTX* fresh = SSL_CTX_new(TLS_server_method());
+  if (fresh == nullptr) return kNoDefaults;
+  const uint64_t options = SSL_CTX_get_options(fresh);
+  SSL_CTX_free(fresh);
+  return options;
+}
+
 // Go's RequestClientCert and RequireAnyClientCert ask for a certificate but
 // do not verify it.
 int AcceptAnyCertificate(int, X509_STORE_CTX*) { return 1; }
@@ -89,8 +101,19 @@ bool CheckServerConfig(const TlsConfig& config, std::string& error) {
 }
 
 bool ConfigureServerContext(SSL_CTX* ctx, const TlsConfig& config, std::string& error) {
-  SSL_CTX_set_options(
-      ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+  // CivetWeb 1.15 sets option bits by OpenSSL 1.0's numbering, which mean
+  // other things in OpenSSL 3: among them SSL_OP_DISABLE_TLSEXT_CA_NAMES (the
+  // client CA names went out as an empty list, which Go's TLS rejects) and
+  // SSL_OP_NO_EXTENDED_MASTER_SECRET. Start again from the defaults of a new
+  // context.
+  const uint64_t defaults = DefaultServerOptions();
+  if (defaults == kNoDefaults) {
+    error = "cannot set up TLS: " + OpenSslError();
+    return false;
+  }
+  SSL_CTX_clear_options(ctx, SSL_CTX_get_options(ctx));
+  SSL_CTX_set_options(ctx, defaults | SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                               SSL_OP_CIPHER_SERVER_PREFERENCE);
   if (SSL_CTX_set_min_proto_version(ctx, config.min_version) != 1 ||
       SSL_CTX_set_max_proto_version(ctx, config.max_version) != 1) {
     error = "tls_server_config.min_version: " + OpenSslError();

@@ -4,11 +4,13 @@ real Go caches with the real go toolchain, and prove the caches unchanged."""
 
 import atexit
 import gzip
+import json
 import os
 import pwd
 import re
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import tempfile
@@ -16,6 +18,7 @@ import threading
 import time
 import unittest
 import urllib.error
+import urllib.parse
 import urllib.request
 
 EXPORTER = os.environ.get("GOCACHE_EXPORTER", "")
@@ -475,6 +478,82 @@ def run_exporter(*args, timeout=60, env=None, cache_changes=None, binary=None, u
     r = subprocess.run(cmd, capture_output=True, timeout=timeout, env=env or dict(os.environ))
     caches.check()
     return r
+
+
+def free_port():
+    """A 127.0.0.1 port nothing listens on (closed again before it is returned)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_json(url, data=None, timeout=10):
+    with urllib.request.urlopen(url, data=data, timeout=timeout) as r:
+        return json.loads(r.read())
+
+
+class Process:
+    """A server the tests run (Prometheus, Alertmanager), its output in a log file."""
+
+    def __init__(self, name, cmd, log_path):
+        self.name = name
+        self.log_path = log_path
+        self.log = open(log_path, "w")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=15)
+        self.log.close()
+
+    def output(self):
+        with open(self.log_path) as f:
+            return f.read()[-4000:]
+
+
+class Prometheus(Process):
+    """Debian's Prometheus on a free 127.0.0.1 port, with this configuration
+    and its data below directory."""
+
+    def __init__(self, directory, config_text, name="prometheus", *flags):
+        os.makedirs(directory, exist_ok=True)
+        config = os.path.join(directory, f"{name}.yml")
+        with open(config, "w") as f:
+            f.write(config_text)
+        self.port = free_port()
+        super().__init__(name, [
+            tool("prometheus"), f"--config.file={config}",
+            f"--storage.tsdb.path={os.path.join(directory, name + '-tsdb')}",
+            f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn", *flags],
+            os.path.join(directory, f"{name}.log"))
+
+    def api(self, path, **params):
+        """The JSON answer of /api/v1/<path>, or {} while the server starts."""
+        url = f"http://127.0.0.1:{self.port}/api/v1/{path}"
+        if params:
+            url += "?" + urllib.parse.urlencode(params)
+        try:
+            return http_json(url)
+        except urllib.error.HTTPError as e:
+            try:  # a bad query: Prometheus says why
+                return json.loads(e.read())
+            except ValueError:  # 503 while it starts
+                return {}
+        except OSError:  # not listening yet
+            return {}
+
+    def query(self, expr):
+        return self.api("query", query=expr)
+
+    def targets(self):
+        """The active scrape targets, once Prometheus has them."""
+        r = self.api("targets")
+        return r.get("data", {}).get("activeTargets", []) if r.get("status") == "success" else []
 
 
 class TempDirTest(unittest.TestCase):

@@ -13,16 +13,13 @@ import math
 import os
 import re
 import shutil
-import socket
-import subprocess
 import threading
 import time
-import urllib.error
-import urllib.parse
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from harness import (SOURCE_DIR, Exporter, TempDirTest, go_binary, make_go_cache, tool)
+from harness import (SOURCE_DIR, Exporter, Process, Prometheus, TempDirTest, free_port,
+                     go_binary, make_go_cache, tool)
 from test_stale import make_module, stale_env
 
 DEPLOY = os.path.join(SOURCE_DIR, "deploy")
@@ -32,17 +29,6 @@ STARTUP = 60.0
 ALERT = 90.0
 # The fill level of the tmpfs: past the 0.90 warning, short of 0.97 critical.
 FILL = 0.93
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def http_json(url, data=None, timeout=10):
-    with urllib.request.urlopen(url, data=data, timeout=timeout) as r:
-        return json.loads(r.read())
 
 
 class Webhook:
@@ -102,27 +88,6 @@ def substitute(expr, instance, path):
             .replace("$instance", promql_regex(instance)).replace("$path", promql_regex(path)))
 
 
-class Process:
-    def __init__(self, name, cmd, log_path):
-        self.name = name
-        self.log_path = log_path
-        self.log = open(log_path, "w")
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=15)
-        self.log.close()
-
-    def output(self):
-        with open(self.log_path) as f:
-            return f.read()[-4000:]
-
 
 class EndToEndTest(TempDirTest):
 
@@ -135,10 +100,9 @@ class EndToEndTest(TempDirTest):
         for p in reversed(self.processes):
             p.stop()
 
-    def start(self, name, cmd):
-        p = Process(name, cmd, os.path.join(self.tmp, f"{name}.log"))
-        self.processes.append(p)
-        return p
+    def start(self, process):
+        self.processes.append(process)
+        return process
 
     def wait(self, what, condition, timeout, process=None):
         deadline = time.monotonic() + timeout
@@ -159,19 +123,6 @@ class EndToEndTest(TempDirTest):
         st = os.statvfs(mnt)
         self.assertEqual(st.f_files, inodes)
         return mnt
-
-    def query(self, prometheus, expr):
-        url = f"http://127.0.0.1:{prometheus}/api/v1/query?" + urllib.parse.urlencode(
-            {"query": expr})
-        try:
-            return http_json(url)
-        except urllib.error.HTTPError as e:
-            try:  # a bad query: Prometheus says why
-                return json.loads(e.read())
-            except ValueError:  # 503 while it starts
-                return {}
-        except OSError:  # not listening yet
-            return {}
 
     def test_alerts_fire_and_resolve_and_every_query_evaluates(self):
         # A real cache, built by the real toolchain, then copied (mtimes kept)
@@ -203,7 +154,7 @@ class EndToEndTest(TempDirTest):
 
         webhook = Webhook()
         self.addCleanup(webhook.close)
-        am_port, prom_port = free_port(), free_port()
+        am_port = free_port()
         with open(os.path.join(DEPLOY, "alertmanager", "alertmanager.yml")) as f:
             am_config = fast_alertmanager(f.read(), webhook.port)
         with open(os.path.join(self.tmp, "alertmanager.yml"), "w") as f:
@@ -212,8 +163,7 @@ class EndToEndTest(TempDirTest):
             rules = shorten_for(f.read())
         with open(os.path.join(self.tmp, "gocache.rules.yml"), "w") as f:
             f.write(rules)
-        with open(os.path.join(self.tmp, "prometheus.yml"), "w") as f:
-            f.write(f"""global:
+        prometheus_yml = f"""global:
   scrape_interval: 1s
   evaluation_interval: 1s
 rule_files: [gocache.rules.yml]
@@ -225,18 +175,16 @@ scrape_configs:
   - job_name: gocache
     static_configs:
       - targets: ['{instance}']
-""")
-        alertmanager = self.start("alertmanager", [
+"""
+        alertmanager = self.start(Process("alertmanager", [
             tool("prometheus-alertmanager"), f"--config.file={self.tmp}/alertmanager.yml",
             f"--storage.path={self.tmp}/am", f"--web.listen-address=127.0.0.1:{am_port}",
-            "--cluster.listen-address=", "--log.level=warn"])
-        prometheus = self.start("prometheus", [
-            tool("prometheus"), f"--config.file={self.tmp}/prometheus.yml",
-            f"--storage.tsdb.path={self.tmp}/tsdb", f"--web.listen-address=127.0.0.1:{prom_port}",
-            "--log.level=warn"])
+            "--cluster.listen-address=", "--log.level=warn"],
+            os.path.join(self.tmp, "alertmanager.log")))
+        prometheus = self.start(Prometheus(self.tmp, prometheus_yml))
 
         def scraped():
-            r = self.query(prom_port, 'up{job="gocache"}')
+            r = prometheus.query('up{job="gocache"}')
             return r.get("status") == "success" and any(
                 s["value"][1] == "1" for s in r["data"]["result"])
 
@@ -259,7 +207,7 @@ scrape_configs:
         # Every panel of the dashboard shows data now that every collector
         # reported; drop one more trace so that rates move.
         self.wait("the stale collector's first go list",
-                  lambda: self.has_series(prom_port, "gocache_stale_list_success"), STARTUP,
+                  lambda: self.has_series(prometheus, "gocache_stale_list_success"), STARTUP,
                   prometheus)
         shutil.copy(os.path.join(spool, "warm-build.actiongraph.json.done"),
                     os.path.join(spool, "again.actiongraph.json"))
@@ -271,7 +219,7 @@ scrape_configs:
         for panel in dashboard["panels"]:
             for target in panel.get("targets", []):
                 expr = substitute(target["expr"], instance, cache)
-                r = self.query(prom_port, expr)
+                r = prometheus.query(expr)
                 self.assertEqual(r.get("status"), "success", f'{panel["title"]}: {expr}: {r}')
                 self.assertTrue(r["data"]["result"], f'{panel["title"]} has no data: {expr}')
         for variable in dashboard["templating"]["list"]:
@@ -279,12 +227,12 @@ scrape_configs:
                 expr = substitute(variable["query"]["query"], instance, cache)
                 match = re.fullmatch(r"label_values\((.*), (\w+)\)", expr)
                 self.assertTrue(match, expr)
-                r = self.query(prom_port, match.group(1))
+                r = prometheus.query(match.group(1))
                 values = {s["metric"].get(match.group(2)) for s in r["data"]["result"]}
                 self.assertTrue(values - {None}, f"variable {variable['name']} has no values")
         for rule_expr in re.findall(r"(?ms)^\s+expr: (\|\n.*?|.*?)\n\s+for:", rules):
             expr = rule_expr[1:] if rule_expr.startswith("|") else rule_expr
-            r = self.query(prom_port, expr)
+            r = prometheus.query(expr)
             self.assertEqual(r.get("status"), "success", f"{expr}: {r}")
 
         # Trimmed below the threshold (oldest entries first, as a trim does),
@@ -301,14 +249,15 @@ scrape_configs:
                              lambda: webhook.alerts("resolved", "GoCacheInodeUsageHigh"), ALERT,
                              prometheus)
         self.assertEqual(resolved[0][1]["labels"]["path"], cache)
-        r = self.query(prom_port, 'ALERTS{alertname="GoCacheInodeUsageHigh",alertstate="firing"}')
+        r = prometheus.query('ALERTS{alertname="GoCacheInodeUsageHigh",alertstate="firing"}')
         self.assertEqual(r["data"]["result"], [])
         # Through all of it, the exporter changed nothing in the cache.
         self.assertEqual(exporter.stop(), 0, exporter.log())
         exporter.check_caches()
 
-    def has_series(self, port, expr):
-        r = self.query(port, expr)
+    @staticmethod
+    def has_series(prometheus, expr):
+        r = prometheus.query(expr)
         return r.get("status") == "success" and bool(r["data"]["result"])
 
     @staticmethod

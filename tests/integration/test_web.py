@@ -17,8 +17,8 @@ import time
 import unittest
 import warnings
 
-from harness import (EXPORTER, Exporter, TempDirTest, as_user, parse_metrics, promtool_check,
-                     tool, value)
+from harness import (EXPORTER, Exporter, Prometheus, TempDirTest, as_user, free_port,
+                     parse_metrics, promtool_check, tool, value)
 
 with warnings.catch_warnings():
     # Deprecated since Python 3.11 (PEP 594), still shipped by Debian's
@@ -50,13 +50,6 @@ def basic(user, password):
     """An Authorization header value for HTTP basic auth, UTF-8 as browsers send it."""
     token = base64.b64encode(f"{user}:{password}".encode()).decode()
     return {"Authorization": f"Basic {token}"}
-
-
-def free_port():
-    """A 127.0.0.1 port nothing listens on (closed again before it is returned)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def assert_nothing_listens(test, port):
@@ -386,6 +379,68 @@ class TlsTest(CertTest):
             self.assertLess(elapsed, 6, "cut off too late")
             self.assertNotIn(b"gocache_", got)
             self.assertEqual(request(exporter.port, context=self.client())[0], 200)
+
+
+class PrometheusScrapeTest(CertTest):
+    """The README's setup, scraped by the client users have: Prometheus, whose
+    TLS is Go's. Go's client refuses a TLS 1.3 CertificateRequest that
+    carries an empty list of CA names, which OpenSSL's clients accept."""
+
+    AUTH_TYPES = ("NoClientCert", "RequestClientCert", "RequireAnyClientCert",
+                  "VerifyClientCertIfGiven", "RequireAndVerifyClientCert")
+
+    def test_prometheus_scrapes_every_client_auth_type_over_tls12_and_tls13(self):
+        password = os.path.join(self.tmp, "password")
+        with open(password, "w") as f:
+            f.write(PASSWORD)
+        exporters, jobs = {}, []
+        for auth in self.AUTH_TYPES:
+            for version in ("TLS12", "TLS13"):
+                extra = {"client_auth_type": auth, "min_version": version,
+                         "max_version": version}
+                if "Verify" in auth:
+                    extra["client_ca_file"] = self.pem("client-ca")
+                config = self.tls_config(**extra) + (
+                    f"basic_auth_users:\n  {USER}: {bcrypt(PASSWORD)}\n")
+                job = f"{auth}_{version}"
+                exporter = Exporter(f"--cache.dir={self.cache}", *QUICK,
+                                    f"--web.config.file={self.write_config(config, job + '.yml')}")
+                self.addCleanup(exporter.stop)
+                exporters[job] = exporter
+                jobs.append(f"""  - job_name: {job}
+    scheme: https
+    tls_config:
+      ca_file: {self.pem("server-ca")}
+      cert_file: {self.pem("client")}
+      key_file: {self.pem("client", "key")}
+    basic_auth:
+      username: {USER}
+      password_file: {password}
+    static_configs:
+      - targets: ['127.0.0.1:{exporter.port}']
+""")
+        prometheus = Prometheus(self.tmp, "global:\n  scrape_interval: 1s\n"
+                                "scrape_configs:\n" + "".join(jobs))
+        self.addCleanup(prometheus.stop)
+
+        def healths():
+            return {t["labels"]["job"]: (t["health"], t["lastError"])
+                    for t in prometheus.targets()}
+
+        deadline = time.monotonic() + 60
+        while True:
+            got = healths()
+            if len(got) == len(exporters) and all(h == "up" for h, _ in got.values()):
+                break
+            if prometheus.proc.poll() is not None or time.monotonic() > deadline:
+                self.fail(f"targets not all up: {got}\n{prometheus.output()}")
+            time.sleep(0.5)
+        # Each scrape really was TLS at the version the exporter was held to,
+        # with the client certificate and password, and got the metrics.
+        for job, exporter in exporters.items():
+            r = prometheus.query(f'gocache_exporter_build_info{{job="{job}"}}')
+            self.assertEqual([s["value"][1] for s in r["data"]["result"]], ["1"], job)
+            self.assertIn("tls=true", exporter.log())
 
 
 class BasicAuthTest(WebTest):
