@@ -223,6 +223,8 @@ int Trim(int argc, char** argv) {
       ("max-inode-usage", "Bound on the inode usage of the cache's filesystem (0..1).",
        cxxopts::value<std::string>())
       ("max-age", "Remove entries unused for longer, such as 72h.", cxxopts::value<std::string>())
+      ("keep-recent", "Never remove an entry used within this long for --max-bytes or "
+       "--max-inode-usage (0s: any entry).", cxxopts::value<std::string>()->default_value("1h"))
       ("dry-run", "Print what would be removed; remove nothing.")
       ("h,help", "Show this help.");
   // clang-format on
@@ -250,6 +252,13 @@ int Trim(int argc, char** argv) {
         ParsePositiveDurationFlag("max-age", flags["max-age"].as<std::string>(), error);
     if (!age) return UsageError("trim", error);
     bounds.max_age = std::chrono::duration_cast<std::chrono::seconds>(*age);
+  }
+  {
+    std::string error;
+    const auto keep =
+        ParseDurationFlag("keep-recent", flags["keep-recent"].as<std::string>(), error);
+    if (!keep) return UsageError("trim", error);
+    bounds.keep_recent = std::chrono::duration_cast<std::chrono::seconds>(*keep);
   }
   if (!bounds.any()) {
     return UsageError("trim", "give at least one of --max-bytes, --max-inode-usage, --max-age");
@@ -300,6 +309,16 @@ int Trim(int argc, char** argv) {
             << " entries in " << Bytes(r.after.bytes) << ", inode usage "
             << (ratio ? Percent(*ratio) : std::string("n/a"));
   if (r.skipped > 0) std::cout << "; " << r.skipped << " in use left alone";
+  for (const auto& u : r.unreachable) {
+    // Nothing was removed for this bound: say which and why.
+    const bool bytes = u.bound == TrimBound::kBytes;
+    const auto amount = [&](double v) {
+      return bytes ? Bytes(static_cast<uint64_t>(v)) : Percent(v);
+    };
+    std::cout << "; " << (bytes ? "--max-bytes " : "--max-inode-usage ") << amount(u.limit)
+              << " cannot be reached (removing every entry unused for --keep-recent would leave "
+              << amount(u.floor) << "): nothing removed for it";
+  }
   std::cout << (r.bounds_met ? "" : "; a bound still does not hold") << "\n";
   return r.bounds_met ? kExitHealthy : kExitThresholdCrossed;
 }

@@ -46,6 +46,17 @@ std::optional<std::chrono::milliseconds> ParseDuration(std::string_view text) {
   return std::chrono::milliseconds(total_ms);
 }
 
+std::optional<std::chrono::milliseconds> ParseDurationFlag(std::string_view flag,
+                                                           std::string_view text,
+                                                           std::string& error) {
+  const auto duration = ParseDuration(text);
+  if (!duration) {
+    error = "--" + std::string(flag) + " '" + std::string(text) +
+            "': want a duration such as 0s, 30m or 1h";
+  }
+  return duration;
+}
+
 std::optional<std::chrono::milliseconds> ParsePositiveDurationFlag(std::string_view flag,
                                                                    std::string_view text,
                                                                    std::string& error) {

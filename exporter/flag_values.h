@@ -13,6 +13,12 @@ namespace gocache {
 // h, d, w). None when malformed.
 std::optional<std::chrono::milliseconds> ParseDuration(std::string_view text);
 
+// The value of a duration flag that may be zero; none with `error` naming the
+// flag and the value.
+std::optional<std::chrono::milliseconds> ParseDurationFlag(std::string_view flag,
+                                                           std::string_view text,
+                                                           std::string& error);
+
 // The value of a duration flag that must be positive; none with `error`
 // naming the flag and the value.
 std::optional<std::chrono::milliseconds> ParsePositiveDurationFlag(std::string_view flag,

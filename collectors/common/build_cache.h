@@ -14,9 +14,14 @@ constexpr size_t kHexIdSize = 64;
 constexpr size_t kActionEntrySize = 3 + kHexIdSize + 1 + kHexIdSize + 1 + 20 + 1 + 20 + 1;
 static_assert(kActionEntrySize == 175);
 
-// The go command trims entries unused for 5 days, allowing 1 hour for the
-// granularity of its mtime updates (cache.go: trimLimit + mtimeInterval).
-constexpr int64_t kTrimCutoffSeconds = 5 * 24 * 3600 + 3600;
+// The go command records a use in an entry's mtime only when the mtime is
+// older than this (cache.go: mtimeInterval): an entry used within the last
+// N seconds has an mtime within the last N + kMtimeIntervalSeconds.
+constexpr int64_t kMtimeIntervalSeconds = 3600;
+
+// The go command trims entries unused for 5 days (cache.go: trimLimit +
+// mtimeInterval).
+constexpr int64_t kTrimCutoffSeconds = 5 * 24 * 3600 + kMtimeIntervalSeconds;
 
 enum class EntryType { kAction, kOutput, kOther };
 

@@ -205,11 +205,47 @@ bool BoundsHold(const TrimBounds& bounds, uint64_t bytes, uint64_t used, uint64_
   return true;
 }
 
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// The entry bytes and used inodes left as units are removed, in order: each
+// unit's entry, and the output of an action once no other action names it.
+class Removal {
+ public:
+  Removal(const std::vector<Entry>& entries, std::vector<uint32_t> references,
+          const CacheUsage& usage)
+      : entries_(entries),
+        references_(std::move(references)),
+        bytes_(usage.bytes),
+        used_(usage.used_files()) {}
+
+  // Takes `unit` off; returns the output that goes with it, or kNoOutput.
+  uint32_t Take(uint32_t unit) {
+    const Entry& e = entries_[unit];
+    uint32_t output = kNoOutput;
+    if (e.action && e.output != kNoOutput && --references_[e.output] == 0) output = e.output;
+    for (uint32_t i : {unit, output}) {
+      if (i == kNoOutput) continue;
+      bytes_ -= entries_[i].size;
+      used_ -= used_ > 0 ? 1 : 0;
+    }
+    return output;
+  }
+
+  uint64_t bytes() const { return bytes_; }
+  uint64_t used() const { return used_; }
+
+ private:
+  const std::vector<Entry>& entries_;
+  std::vector<uint32_t> references_;  // actions still naming each output
+  uint64_t bytes_, used_;
+};
+
 void Count(const std::vector<Entry>& entries, CacheUsage& usage) {
-  const int64_t cutoff = (std::chrono::duration_cast<std::chrono::nanoseconds>(
-                              std::chrono::system_clock::now().time_since_epoch())
-                              .count()) -
-                         buildcache::kTrimCutoffSeconds * 1'000'000'000;
+  const int64_t cutoff = NowNs() - buildcache::kTrimCutoffSeconds * 1'000'000'000;
   for (const Entry& e : entries) {
     ++usage.entries;
     usage.bytes += e.size;
@@ -221,7 +257,7 @@ void Count(const std::vector<Entry>& entries, CacheUsage& usage) {
 
 std::optional<double> CacheUsage::inode_usage() const {
   if (files == 0) return std::nullopt;
-  return static_cast<double>(files - files_free) / static_cast<double>(files);
+  return static_cast<double>(used_files()) / static_cast<double>(files);
 }
 
 std::optional<CacheUsage> MeasureCache(const std::string& dir, bool count_entries,
@@ -264,32 +300,55 @@ std::optional<TrimResult> TrimCache(const std::string& dir, const TrimBounds& bo
     return std::tie(entries[a].mtime_ns, entries[a].id) <
            std::tie(entries[b].mtime_ns, entries[b].id);
   });
-  const int64_t age_cutoff =
-      bounds.max_age ? std::chrono::duration_cast<std::chrono::nanoseconds>(
-                           std::chrono::system_clock::now().time_since_epoch() - *bounds.max_age)
-                           .count()
-                     : INT64_MIN;
+  constexpr int64_t kNs = 1'000'000'000;
+  const int64_t now = NowNs();
+  const int64_t age_cutoff = bounds.max_age ? now - bounds.max_age->count() * kNs : INT64_MIN;
+  // An entry used within keep_recent has an mtime within keep_recent plus
+  // the go command's mtime interval.
+  const int64_t keep_cutoff =
+      bounds.keep_recent.count() > 0
+          ? now - (bounds.keep_recent.count() + buildcache::kMtimeIntervalSeconds) * kNs
+          : INT64_MAX;
 
-  // The plan: (entry, the output that goes with it or kNoOutput).
+  // The floor: what removing every unit the byte and inode bounds may take
+  // would leave. A bound below it is left out rather than chased.
+  TrimBounds reachable;  // the byte and inode bounds worth chasing
+  {
+    Removal all(entries, references, result.before);
+    for (uint32_t unit : units) {
+      if (entries[unit].mtime_ns >= keep_cutoff) break;
+      all.Take(unit);
+    }
+    if (bounds.max_bytes) {
+      if (all.bytes() <= *bounds.max_bytes) {
+        reachable.max_bytes = bounds.max_bytes;
+      } else {
+        result.unreachable.push_back({TrimBound::kBytes, static_cast<double>(*bounds.max_bytes),
+                                      static_cast<double>(all.bytes())});
+      }
+    }
+    const uint64_t files = result.before.files;
+    if (bounds.max_inode_usage && files > 0) {
+      const double floor = static_cast<double>(all.used()) / static_cast<double>(files);
+      if (floor <= *bounds.max_inode_usage) {
+        reachable.max_inode_usage = bounds.max_inode_usage;
+      } else {
+        result.unreachable.push_back({TrimBound::kInodeUsage, *bounds.max_inode_usage, floor});
+      }
+    }
+  }
+
+  // The plan: (entry, the output that goes with it or kNoOutput), oldest
+  // first, while the age bound or a reachable bound still asks for more.
   std::vector<std::pair<uint32_t, uint32_t>> plan;
-  uint64_t bytes = result.before.bytes;
-  uint64_t used = result.before.files - result.before.files_free;
+  Removal removal(entries, std::move(references), result.before);
   for (uint32_t unit : units) {
-    if (BoundsHold(bounds, bytes, used, result.before.files) &&
-        entries[unit].mtime_ns >= age_cutoff) {
-      break;
-    }
-    uint32_t output = kNoOutput;
-    if (entries[unit].action && entries[unit].output != kNoOutput &&
-        --references[entries[unit].output] == 0) {
-      output = entries[unit].output;
-    }
-    plan.push_back({unit, output});
-    for (uint32_t i : {unit, output}) {
-      if (i == kNoOutput) continue;
-      bytes -= entries[i].size;
-      used -= used > 0 ? 1 : 0;
-    }
+    const int64_t mtime = entries[unit].mtime_ns;
+    const bool too_old = mtime < age_cutoff;
+    const bool over_bound = mtime < keep_cutoff && !BoundsHold(reachable, removal.bytes(),
+                                                               removal.used(), result.before.files);
+    if (!too_old && !over_bound) break;  // units are in mtime order: none after it either
+    plan.push_back({unit, removal.Take(unit)});
   }
 
   uint64_t done = 0;
@@ -335,8 +394,7 @@ std::optional<TrimResult> TrimCache(const std::string& dir, const TrimBounds& bo
   result.after.entries -= result.entries();
   result.after.bytes -= result.bytes;
   if (options.dry_run) {
-    result.after.files_free +=
-        std::min(result.entries(), result.before.files - result.before.files_free);
+    result.after.files_free += std::min(result.entries(), result.before.used_files());
   } else {
     std::string statvfs_error;
     if (!listing.Statvfs(result.after, statvfs_error)) result.errors.push_back(statvfs_error);
@@ -344,8 +402,7 @@ std::optional<TrimResult> TrimCache(const std::string& dir, const TrimBounds& bo
   // The age bound holds unless an old entry had to be left alone or the
   // trim was stopped before it got to every one.
   result.bounds_met =
-      BoundsHold(bounds, result.after.bytes, result.after.files - result.after.files_free,
-                 result.after.files) &&
+      BoundsHold(bounds, result.after.bytes, result.after.used_files(), result.after.files) &&
       (!bounds.max_age || (result.skipped == 0 && !stopped));
   return result;
 }

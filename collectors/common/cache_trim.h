@@ -22,11 +22,30 @@
 
 namespace gocache {
 
+// How long an entry is kept after its last use whatever the byte and inode
+// bounds say: a trim must not take what the builds running now still use.
+inline constexpr std::chrono::seconds kDefaultKeepRecent{3600};
+
 struct TrimBounds {
   std::optional<uint64_t> max_bytes;            // entry bytes (st_size) of actions and outputs
   std::optional<double> max_inode_usage;        // of the filesystem holding the cache, 0..1
   std::optional<std::chrono::seconds> max_age;  // since last use (mtime)
+  // Entries used within this long are not removed for max_bytes or
+  // max_inode_usage (max_age is explicit and applies anyway). Zero keeps none.
+  std::chrono::seconds keep_recent = kDefaultKeepRecent;
   bool any() const { return max_bytes || max_inode_usage || max_age; }
+};
+
+enum class TrimBound { kBytes, kInodeUsage };
+
+// A bound that removing every entry the trim may remove would still not meet
+// (the filesystem's other files hold more inodes than the bound allows, or
+// the recently used entries alone more bytes). The trim removes nothing for
+// it, so that a cache is never emptied for nothing.
+struct UnreachableBound {
+  TrimBound bound;
+  double limit;  // bytes, or a usage ratio
+  double floor;  // the least that removing every removable entry would leave
 };
 
 // What a cache holds, as the trim sees it.
@@ -37,6 +56,7 @@ struct CacheUsage {
   // Of the filesystem (statvfs): files 0 means it has no fixed inode table.
   uint64_t files = 0, files_free = 0;
   uint64_t avail_bytes = 0;
+  uint64_t used_files() const { return files > files_free ? files - files_free : 0; }
   std::optional<double> inode_usage() const;
 };
 
@@ -46,7 +66,8 @@ struct TrimResult {
   uint64_t skipped = 0;  // used or changed since listed: left alone
   CacheUsage before, after;
   bool bounds_met = false;
-  std::vector<std::string> errors;  // unreadable shards, failed unlinks
+  std::vector<UnreachableBound> unreachable;  // bounds it removed nothing for
+  std::vector<std::string> errors;            // unreadable shards, failed unlinks
   uint64_t entries() const { return actions + outputs; }
 };
 
@@ -69,8 +90,9 @@ struct TrimOptions {
 std::optional<CacheUsage> MeasureCache(const std::string& dir, bool count_entries,
                                        std::string& error);
 
-// Removes least recently used entries until every bound holds. None, with
-// `error`, when the cache directory cannot be read at all.
+// Removes least recently used entries until every bound holds; a byte or
+// inode bound that cannot be met is left out (see UnreachableBound). None,
+// with `error`, when the cache directory cannot be read at all.
 std::optional<TrimResult> TrimCache(const std::string& dir, const TrimBounds& bounds,
                                     const TrimOptions& options, std::string& error);
 

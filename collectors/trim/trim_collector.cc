@@ -1,6 +1,7 @@
 #include "collectors/trim/trim_collector.h"
 
 #include <chrono>
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <optional>
@@ -22,10 +23,29 @@ struct Config {
   std::optional<uint64_t> trigger_bytes;
   double target_fraction = 0.9;
   std::chrono::milliseconds min_interval{0};
+  std::chrono::seconds keep_recent = kDefaultKeepRecent;
 };
+
+// The label value of a bound in gocache_trim_unreachable_total.
+const char* BoundLabel(TrimBound bound) { return bound == TrimBound::kBytes ? "bytes" : "inodes"; }
+
+// "entry bytes 1234" or "inode usage 0.0861", for the log.
+std::string Amount(TrimBound bound, double value) {
+  char text[48];
+  if (bound == TrimBound::kBytes) {
+    std::snprintf(text, sizeof text, "entry bytes %.0f", value);
+  } else {
+    std::snprintf(text, sizeof text, "inode usage %.4g", value);
+  }
+  return text;
+}
 
 struct CacheTrims {
   uint64_t runs = 0, entries = 0, bytes = 0;
+  std::map<TrimBound, uint64_t> unreachable;  // runs that found the bound out of reach
+  // The last run's bounds out of reach: the collector fails until a run
+  // meets them or the trigger no longer holds.
+  std::vector<std::string> unreachable_errors;
   std::optional<Clock::time_point> last_run;
 };
 
@@ -53,15 +73,25 @@ class TrimCollector : public Collector {
     auto last = MakeFamily("gocache_trim_last_run_timestamp_seconds",
                            "Unix time the last automatic trim ended; absent before the first.",
                            MetricType::Gauge);
+    auto unreachable = MakeFamily(
+        "gocache_trim_unreachable_total",
+        "Automatic trims that removed nothing for a bound (bytes, inodes) because removing every "
+        "entry unused for --trim.keep-recent would not meet it.",
+        MetricType::Counter);
     for (const auto& dir : caches_) {
       const CacheTrims& t = trims_[dir];
       AddSample(runs, {{"path", dir}}, static_cast<double>(t.runs));
       AddSample(entries, {{"path", dir}}, static_cast<double>(t.entries));
       AddSample(bytes, {{"path", dir}}, static_cast<double>(t.bytes));
       if (t.last_run) AddSample(last, {{"path", dir}}, Unix(*t.last_run));
+      for (const TrimBound bound : {TrimBound::kBytes, TrimBound::kInodeUsage}) {
+        const auto it = t.unreachable.find(bound);
+        AddSample(unreachable, {{"path", dir}, {"bound", BoundLabel(bound)}},
+                  static_cast<double>(it == t.unreachable.end() ? 0 : it->second));
+      }
     }
-    AppendNonEmpty(result.families,
-                   {std::move(runs), std::move(entries), std::move(bytes), std::move(last)});
+    AppendNonEmpty(result.families, {std::move(runs), std::move(entries), std::move(bytes),
+                                     std::move(last), std::move(unreachable)});
     return result;
   }
 
@@ -95,14 +125,22 @@ class TrimCollector : public Collector {
         }
       }
     }
-    if (!target.any()) return;
     CacheTrims& t = trims_[dir];
+    if (!target.any()) {
+      t.unreachable_errors.clear();
+      return;
+    }
     const auto now = Clock::now();
-    if (t.last_run && now - *t.last_run < config_.min_interval) return;
+    if (t.last_run && now - *t.last_run < config_.min_interval) {
+      errors.insert(errors.end(), t.unreachable_errors.begin(), t.unreachable_errors.end());
+      return;
+    }
     log::Info("trimming cache", {{"path", dir}, {"trigger", why}});
+    target.keep_recent = config_.keep_recent;
     const auto trimmed = TrimCache(dir, target, {}, error);
     t.last_run = Clock::now();
     ++t.runs;
+    t.unreachable_errors.clear();
     if (!trimmed) {
       errors.push_back("trim of " + dir + ": cannot read " + error);
       return;
@@ -110,6 +148,14 @@ class TrimCollector : public Collector {
     t.entries += trimmed->entries();
     t.bytes += trimmed->bytes;
     for (const auto& e : trimmed->errors) errors.push_back("trim of " + dir + ": " + e);
+    for (const auto& u : trimmed->unreachable) {
+      ++t.unreachable[u.bound];
+      t.unreachable_errors.push_back(
+          "trim of " + dir + ": target " + Amount(u.bound, u.limit) +
+          " cannot be reached: removing every entry unused for --trim.keep-recent would leave " +
+          Amount(u.bound, u.floor) + "; removed nothing for it");
+    }
+    errors.insert(errors.end(), t.unreachable_errors.begin(), t.unreachable_errors.end());
     log::Info("trimmed cache", {{"path", dir},
                                 {"entries", std::to_string(trimmed->entries())},
                                 {"bytes", std::to_string(trimmed->bytes)},
@@ -142,6 +188,9 @@ std::string ValidateFlags(const cxxopts::ParseResult& flags) {
   for (const char* name : {"trim.min-interval", "trim.check-interval"}) {
     if (!ParsePositiveDurationFlag(name, flags[name].as<std::string>(), error)) return error;
   }
+  if (!ParseDurationFlag("trim.keep-recent", flags["trim.keep-recent"].as<std::string>(), error)) {
+    return error;
+  }
   return "";
 }
 
@@ -164,6 +213,8 @@ CollectorInfo Info() {
                  "(from the background scan).", cxxopts::value<std::string>())
                 ("trim.target-fraction", "Trim down to this fraction of the trigger.",
                  cxxopts::value<std::string>()->default_value("0.9"))
+                ("trim.keep-recent", "Never remove an entry used within this long for a bound "
+                 "(0s: any entry).", cxxopts::value<std::string>()->default_value("1h"))
                 ("trim.min-interval", "Shortest pause between two trims of one cache.",
                  cxxopts::value<std::string>()->default_value("10m"))
                 ("trim.check-interval", "How often the triggers are checked.",
@@ -191,6 +242,8 @@ CollectorInfo Info() {
         config.target_fraction = *ParseRatioFlag(
             "trim.target-fraction", flags["trim.target-fraction"].as<std::string>(), false, unused);
         config.min_interval = *ParseDuration(flags["trim.min-interval"].as<std::string>());
+        config.keep_recent = std::chrono::duration_cast<std::chrono::seconds>(
+            *ParseDuration(flags["trim.keep-recent"].as<std::string>()));
         std::vector<std::string> caches;
         for (const auto& cache : context.caches) {
           if (cache.kind == CacheKind::kBuild) caches.push_back(cache.path);

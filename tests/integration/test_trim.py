@@ -477,7 +477,8 @@ class TrimCommandTest(TrimTestCase):
                 not re.fullmatch(r"[0-9a-f]{2}|\.", p)}  # shard dirs change as entries go
         self.assertGreater(len(keep), len(planted) + len(others))
 
-        code, out, err = self.trim(cache, "--max-bytes=1")
+        # Entries of any age may go (the copy's were used minutes ago).
+        code, out, err = self.trim(cache, "--max-bytes=1", "--keep-recent=0s")
         self.assertEqual(err, "")
         self.assertEqual(cache_entries(cache), {}, "every entry goes")
         self.assertIn(f"removed {len(entries)} entries", out)
@@ -507,7 +508,8 @@ class TrimCommandTest(TrimTestCase):
         removed = []  # entries each trim removed
         deadline = time.monotonic() + 300
         while build.poll() is None and len(removed) < 300 and time.monotonic() < deadline:
-            code, out, err = self.trim(cache, f"--max-bytes={bound}", codes=(0, 1))
+            code, out, err = self.trim(cache, f"--max-bytes={bound}", "--keep-recent=0s",
+                                       codes=(0, 1))
             self.assertNotIn("cannot", err)
             m = REMOVED.search(out)
             removed.append(int(m.group(2)) if m else 0)
@@ -522,7 +524,7 @@ class TrimCommandTest(TrimTestCase):
                              timeout=30)
         self.assertEqual(ran.stdout, "hello, CACHE\n")
         # One more trim after the build, then builds from what is left.
-        self.trim(cache, f"--max-bytes={bound}")
+        self.trim(cache, f"--max-bytes={bound}", "--keep-recent=0s")
         self.assertEqual(expected_orphans(cache)["action_without_output"], 0)
         self.assertBuilds(cache)
 
@@ -560,16 +562,64 @@ class TrimCommandTest(TrimTestCase):
         self.assertEqual(r.group(9), f"{inode_usage(mnt) * 100:.1f}%")
         self.assertEqual(expected_orphans(cache)["action_without_output"], 0)
 
-    def test_a_bound_that_cannot_be_met_removes_every_entry_and_exits_1(self):
+    def test_a_bound_out_of_reach_removes_nothing_and_exits_1_naming_it(self):
         cache, mnt, _ = self.filled_tmpfs()
-        # The 256 shard directories alone use more than 30% of the inodes.
+        spread_mtimes(cache, seed=18)  # every entry days old: any may go
+        before = tree_state(cache)
+        # The 256 shard directories alone use more than 30% of the inodes:
+        # removing every entry cannot meet the bound, so none goes.
         code, out, err = self.trim(cache, "--max-inode-usage=0.3", codes=(1,))
         self.assertEqual(err, "")
+        floor = (os.statvfs(mnt).f_files - os.statvfs(mnt).f_ffree - len(cache_entries(cache)))
+        floor /= os.statvfs(mnt).f_files
+        self.assertIn(f"{cache}: nothing to remove; ", out)
+        self.assertIn(f"; --max-inode-usage 30.0% cannot be reached (removing every entry unused "
+                      f"for --keep-recent would leave {floor * 100:.1f}%): nothing removed for it",
+                      out)
         self.assertTrue(out.rstrip().endswith("; a bound still does not hold"), out)
-        self.assertEqual(cache_entries(cache), {})
-        self.assertGreater(inode_usage(mnt), 0.3)
+        self.assertEqual(tree_state(cache), before)
         code, out, _ = command("check", f"--cache.dir={cache}", "--max-inode-usage=0.3")
         self.assertEqual(code, 1, out)
+        # A byte bound beside it is still met: the bound in reach is served.
+        bound = entry_bytes(cache) // 2
+        want = lru_removals(cache, bound)
+        entries = cache_entries(cache)
+        code, out, _ = self.trim(cache, "--max-inode-usage=0.3", f"--max-bytes={bound}",
+                                 codes=(1,))
+        self.assertEqual(sorted(set(entries) - set(cache_entries(cache))), sorted(want))
+        self.assertIn("--max-inode-usage 30.0% cannot be reached", out)
+        self.assertNotIn("--max-bytes", out)
+
+    def test_recently_used_entries_stay_for_a_byte_bound(self):
+        cache, _ = copy_go_cache(self.tmp)
+        now = time.time_ns()
+        # Half the entries with an mtime 3 h old, half 90 min: the go command
+        # refreshes an mtime at most hourly, so those may have been used
+        # within the last hour, and the default --keep-recent=1h keeps them.
+        rels = sorted(cache_entries(cache))
+        for i, rel in enumerate(rels):
+            t = now - (3 * 3600 if i % 2 else 90 * 60) * 10**9
+            os.utime(os.path.join(cache, rel), ns=(t, t))
+        entries = cache_entries(cache)
+        old_units = lru_removals(cache, cutoff_ns=now - 2 * 3600 * 10**9)
+        self.assertTrue(old_units)
+        recent_bytes = entry_bytes(cache) - sum(entries[rel][0] for rel in old_units)
+        self.assertGreater(recent_bytes, 0)
+        # A byte short of what removing every old unit leaves: out of reach,
+        # nothing goes.
+        before = tree_state(cache)
+        code, out, _ = self.trim(cache, f"--max-bytes={recent_bytes - 1}", codes=(1,))
+        self.assertIn(f"{cache}: nothing to remove; ", out)
+        self.assertIn("--max-bytes ", out)
+        self.assertIn(" cannot be reached", out)
+        self.assertEqual(tree_state(cache), before)
+        # At it: exactly the old units go, and the bound holds.
+        code, out, _ = self.trim(cache, f"--max-bytes={recent_bytes}")
+        self.assertEqual(sorted(set(entries) - set(cache_entries(cache))), sorted(old_units))
+        self.assertEqual(entry_bytes(cache), recent_bytes)
+        # --keep-recent=0s lets the trim take any entry.
+        self.trim(cache, "--max-bytes=1", "--keep-recent=0s")
+        self.assertEqual(cache_entries(cache), {})
 
     # A regression test, end to end: at 5356801 the trim decoded the output ID
     # inside an action entry as lowercase hex only (cache_trim.cc HexValue/
@@ -721,6 +771,57 @@ class AutoTrimTest(TrimTestCase):
             time.sleep(2)
             self.assertEqual(trim_metrics(exporter, cache)["runs_total"], 1)
         self.assertEqual(expected_orphans(cache)["action_without_output"], 0)
+
+    def test_an_inode_target_out_of_reach_removes_nothing_and_fails_the_collector(self):
+        # Other files hold most of the filesystem's inodes: the cache's
+        # entries are too few for any trim of them to bring the usage from
+        # past the 0.9 trigger down to the 0.81 target.
+        pristine, _ = copy_go_cache(os.path.join(self.tmp, "pristine"))
+        cache_inodes = sum(1 + len(files) for _, _, files in os.walk(pristine))
+        inodes = max(4000, cache_inodes * 20)
+        mnt = self.mount_small_filesystem(inodes)
+        cache = os.path.join(mnt, "go-build")
+        shutil.copytree(pristine, cache, copy_function=shutil.copy2)
+        spread_mtimes(cache, seed=19)  # days old: age keeps none of them
+        filler = os.path.join(mnt, "other")
+        os.mkdir(filler)
+        for i in range(int(inodes * FILL) - (inodes - os.statvfs(mnt).f_ffree)):
+            open(os.path.join(filler, str(i)), "w").close()
+        self.assertGreaterEqual(inode_usage(mnt), 0.9)
+        entries = len(cache_entries(cache))
+        self.assertGreater(inode_usage(mnt) - entries / inodes, 0.81)
+
+        def unreachable(s):
+            return value(s, "gocache_trim_unreachable_total", path=cache, bound="inodes")
+
+        # Exporter proves that the trims removed nothing.
+        with Exporter(f"--cache.dir={cache}", "--trim.auto-inode-usage=0.9",
+                      "--trim.check-interval=1s", "--trim.min-interval=3s") as exporter:
+            samples = parse_metrics(exporter.wait_for(
+                lambda s: has("gocache_trim_unreachable_total", path=cache, bound="inodes")(s)
+                and unreachable(s) >= 1, timeout=30, what="an automatic trim out of reach"))
+            self.assertEqual(value(samples, "gocache_trim_runs_total", path=cache), 1)
+            self.assertEqual(value(samples, "gocache_trim_removed_entries_total", path=cache), 0)
+            self.assertEqual(value(samples, "gocache_trim_unreachable_total", path=cache,
+                                   bound="bytes"), 0)
+            # Failing, and staying failed between trims, with one warning.
+            for _ in range(4):
+                samples = parse_metrics(exporter.scrape())
+                self.assertEqual(value(samples, "gocache_scrape_collector_success",
+                                       collector="trim"), 0)
+                time.sleep(1)
+            self.assertGreaterEqual(unreachable(samples), 2)  # tried again after 3s
+            log = exporter.log()
+            self.assertIn("level=warn", log)
+            self.assertIn("cannot be reached", log)
+            self.assertEqual(log.count("cannot be reached"), 1, log)
+            self.assertEqual(len(cache_entries(cache)), entries)
+            # Below the trigger again: the collector recovers.
+            shutil.rmtree(filler)
+            exporter.wait_for(
+                lambda s: value(s, "gocache_scrape_collector_success", collector="trim") == 1,
+                timeout=30, what="the trim collector to recover")
+            self.assertIn('msg="collector recovered" collector=trim', exporter.log())
 
     def test_without_a_trigger_the_exporter_writes_nothing(self):
         cache, mnt, _ = self.filled_tmpfs()

@@ -274,8 +274,16 @@ TrimResult Trim(const std::string& root, const TrimBounds& bounds,
   return r.value_or(TrimResult{});
 }
 
-TrimBounds MaxBytes(uint64_t n) {
+// Bounds that may take entries of any age. Most tests here are about the
+// order of removal among entries used minutes ago; keep_recent has its own.
+TrimBounds AnyAge() {
   TrimBounds b;
+  b.keep_recent = std::chrono::seconds(0);
+  return b;
+}
+
+TrimBounds MaxBytes(uint64_t n) {
+  TrimBounds b = AnyAge();
   b.max_bytes = n;
   return b;
 }
@@ -606,7 +614,7 @@ TEST_F(CacheTrimTest, MaxAgeAndMaxBytesTogether) {
   aged.Pair(Id(0x72, 2), Id(0x73, 2), 20, Ago(19 * kDay));
   aged.Pair(Id(0x74, 3), Id(0x75, 3), 30, Ago(kHour));
   aged.Pair(Id(0x76, 4), Id(0x77, 4), 40, Ago(60));
-  TrimBounds both;
+  TrimBounds both = AnyAge();
   both.max_age = std::chrono::seconds(kDay);
   both.max_bytes = aged.bytes() - aged.BytesOf(3);
   TrimResult r = Trim(aged.root(), both);
@@ -627,7 +635,7 @@ TEST_F(CacheTrimTest, InodeUsageBoundOfOneRemovesNothing) {
   Cache cache(tmp_ / "go-build");
   MixedUnits(cache);
   const auto before = Snapshot(cache.root());
-  TrimBounds inodes;
+  TrimBounds inodes = AnyAge();
   inodes.max_inode_usage = 1.0;
   const TrimResult r = Trim(cache.root(), inodes);
   cache.ExpectResult(r, 0);
@@ -638,7 +646,7 @@ TEST_F(CacheTrimTest, InodeUsageBoundOfOneRemovesNothing) {
 TEST_F(CacheTrimTest, UsageBeforeIsTheFilesystemsStatvfs) {
   Cache cache(tmp_ / "go-build");
   EightPairs(cache);
-  TrimBounds inodes;
+  TrimBounds inodes = AnyAge();
   inodes.max_inode_usage = 1.0;
   // Others create files on this filesystem too: compare once statvfs
   // around the trim agree.
@@ -671,18 +679,117 @@ TEST_F(CacheTrimTest, UsageBeforeIsTheFilesystemsStatvfs) {
   }
 }
 
-TEST_F(CacheTrimTest, InodeUsageBoundOfZeroRemovesEveryUnit) {
+// The filesystem's other files hold more inodes than a bound of 0 allows:
+// no removal could meet it, so nothing goes for it (it used to empty the
+// cache and still fail).
+TEST_F(CacheTrimTest, InodeUsageBoundOutOfReachRemovesNothing) {
   Cache cache(tmp_ / "go-build");
   MixedUnits(cache);
   ASSERT_NE(StatFs(cache.root()).files, 0u) << "the tests need a filesystem with an inode table";
-  const auto pairs = LivePairs(cache.root());
-  TrimBounds inodes;
+  const auto before = Snapshot(cache.root());
+  TrimBounds inodes = AnyAge();
   inodes.max_inode_usage = 0.0;
   const TrimResult r = Trim(cache.root(), inodes);
-  cache.ExpectResult(r, cache.units().size());
-  cache.ExpectFirstRemoved(cache.units().size());
-  EXPECT_FALSE(r.bounds_met);  // the filesystem holds other files
-  ExpectActionsKeepOutputs(cache.root(), pairs);
+  cache.ExpectResult(r, 0);
+  EXPECT_EQ(Snapshot(cache.root()), before);
+  EXPECT_FALSE(r.bounds_met);
+  ASSERT_EQ(r.unreachable.size(), 1u);
+  EXPECT_EQ(r.unreachable[0].bound, TrimBound::kInodeUsage);
+  EXPECT_EQ(r.unreachable[0].limit, 0.0);
+  // The floor: the usage it read, less one inode per entry.
+  EXPECT_DOUBLE_EQ(r.unreachable[0].floor,
+                   static_cast<double>(r.before.used_files() - cache.entries()) /
+                       static_cast<double>(r.before.files));
+}
+
+// A bound one inode short of reach removes nothing; at the floor itself,
+// every unit goes and the bound holds.
+TEST_F(CacheTrimTest, InodeUsageBoundAtTheFloorIsReached) {
+  Cache cache(tmp_ / "go-build");
+  EightPairs(cache);
+  for (const bool reachable : {false, true}) {
+    SCOPED_TRACE(reachable);
+    TrimOptions dry;
+    dry.dry_run = true;  // the filesystem's usage stays put between the two runs
+    const TrimResult probe = Trim(cache.root(), AnyAge(), dry);
+    const double floor = static_cast<double>(probe.before.used_files() - 16) /
+                         static_cast<double>(probe.before.files);
+    TrimBounds inodes = AnyAge();
+    inodes.max_inode_usage = reachable ? floor
+                                       : static_cast<double>(probe.before.used_files() - 17) /
+                                             static_cast<double>(probe.before.files);
+    const TrimResult r = Trim(cache.root(), inodes, dry);
+    if (r.before.used_files() != probe.before.used_files()) continue;  // others were busy
+    cache.ExpectResult(r, reachable ? 8 : 0);
+    EXPECT_EQ(r.unreachable.empty(), reachable);
+    EXPECT_EQ(r.bounds_met, reachable);
+  }
+}
+
+// --- 5b. keep_recent ---
+
+// Entries used within keep_recent stay whatever the byte bound says; an
+// entry's mtime trails its last use by up to the go command's mtime
+// interval, so the cutoff is keep_recent plus that hour.
+TEST_F(CacheTrimTest, RecentlyUsedEntriesStayForAByteBound) {
+  Cache cache(tmp_ / "go-build");
+  const int64_t hour = buildcache::kMtimeIntervalSeconds;
+  cache.Pair(Id(0x10, 1), Id(0x11, 1), 100, Ago(3 * kDay));
+  cache.Pair(Id(0x12, 2), Id(0x13, 2), 200, Ago(2 * hour + 120));  // used 1h2m ago at the latest
+  cache.Pair(Id(0x14, 3), Id(0x15, 3), 300, Ago(2 * hour - 120));  // maybe 58 min ago: kept
+  cache.Pair(Id(0x16, 4), Id(0x17, 4), 400, Ago(60));
+  TrimBounds bytes;
+  ASSERT_EQ(bytes.keep_recent, kDefaultKeepRecent);
+  ASSERT_EQ(kDefaultKeepRecent, std::chrono::seconds(hour));
+  // Reachable: removing the two older pairs meets it.
+  bytes.max_bytes = cache.bytes() - cache.BytesOf(2);
+  TrimOptions dry;
+  dry.dry_run = true;
+  TrimResult r = Trim(cache.root(), bytes, dry);
+  cache.ExpectResult(r, 2);
+  EXPECT_TRUE(r.unreachable.empty());
+  EXPECT_TRUE(r.bounds_met);
+  // One byte less would take a recent pair: out of reach, so nothing goes,
+  // not even the old pairs.
+  bytes.max_bytes = cache.bytes() - cache.BytesOf(2) - 1;
+  r = Trim(cache.root(), bytes);
+  cache.ExpectResult(r, 0);
+  cache.ExpectFirstRemoved(0);
+  EXPECT_FALSE(r.bounds_met);
+  ASSERT_EQ(r.unreachable.size(), 1u);
+  EXPECT_EQ(r.unreachable[0].bound, TrimBound::kBytes);
+  EXPECT_EQ(r.unreachable[0].limit, static_cast<double>(*bytes.max_bytes));
+  EXPECT_EQ(r.unreachable[0].floor, static_cast<double>(cache.bytes() - cache.BytesOf(2)));
+  // The age bound is explicit: it takes what it names, recent or not, while
+  // the unreachable byte bound still takes nothing more.
+  bytes.max_age = std::chrono::seconds(2 * hour);
+  r = Trim(cache.root(), bytes);
+  cache.ExpectResult(r, 2);
+  cache.ExpectFirstRemoved(2);
+  EXPECT_FALSE(r.bounds_met);
+  // keep_recent zero: any entry may go, and one recent pair does.
+  bytes.max_age.reset();
+  bytes.keep_recent = std::chrono::seconds(0);
+  r = Trim(cache.root(), bytes);
+  cache.ExpectResult(r, 2, 3);
+  cache.ExpectFirstRemoved(3);
+  EXPECT_TRUE(r.unreachable.empty());
+  EXPECT_TRUE(r.bounds_met);
+}
+
+// One bound out of reach does not stop the other from being met.
+TEST_F(CacheTrimTest, AReachableBoundIsMetBesideAnUnreachableOne) {
+  Cache cache(tmp_ / "go-build");
+  EightPairs(cache);
+  TrimBounds both = AnyAge();
+  both.max_bytes = cache.bytes() - cache.BytesOf(3);
+  both.max_inode_usage = 0.0;
+  const TrimResult r = Trim(cache.root(), both);
+  cache.ExpectResult(r, 3);
+  cache.ExpectFirstRemoved(3);
+  EXPECT_FALSE(r.bounds_met);
+  ASSERT_EQ(r.unreachable.size(), 1u);
+  EXPECT_EQ(r.unreachable[0].bound, TrimBound::kInodeUsage);
 }
 
 // The plan counts one inode per removed file from the usage it read: with a
@@ -695,7 +802,7 @@ TEST_F(CacheTrimTest, InodeUsageBoundRemovesEnoughPairs) {
   ASSERT_NE(fs.files, 0u) << "the tests need a filesystem with an inode table";
   for (const uint64_t below : {uint64_t{3}, uint64_t{6}}) {
     SCOPED_TRACE(below);
-    TrimBounds inodes;
+    TrimBounds inodes = AnyAge();
     inodes.max_inode_usage = (static_cast<double>(fs.files - fs.files_free - below) + 0.5) /
                              static_cast<double>(fs.files);
     TrimOptions dry;
@@ -723,7 +830,7 @@ TEST_F(CacheTrimTest, DryRunChangesNothingAndPredictsTheRealRun) {
     Cache cache(tmp_ / (age ? "age" : "bytes"));
     MixedUnits(cache);
     cache.Put("trim.txt", "1700000000", Ago(3 * kDay));  // in the snapshots too
-    TrimBounds bounds;
+    TrimBounds bounds = AnyAge();
     if (age) {
       bounds.max_age = std::chrono::seconds(4500);  // the five oldest units
     } else {
