@@ -4,6 +4,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <cerrno>
+
 namespace gocache {
 namespace {
 
@@ -37,6 +39,8 @@ int64_t NowNs() {
 }  // namespace
 
 std::string ScanProblem(const std::string& path, const ScanSnapshot& scan) {
+  // A cache that does not exist (yet) is a state: gocache_cache_present.
+  if (scan.walk.root_errno == ENOENT) return "";
   if (!scan.walk.root_readable) return "scan " + scan.walk.root_error;
   if (scan.walk.errors == 0) return "";
   return "scan " + path + ": " + std::to_string(scan.walk.errors) +

@@ -33,7 +33,7 @@ struct ScanSnapshot {
 };
 
 // Why a scan is not a complete success, worded for a collector's errors;
-// empty when it is.
+// empty when it is, and when the cache directory does not exist.
 std::string ScanProblem(const std::string& path, const ScanSnapshot& scan);
 
 class ScanService {

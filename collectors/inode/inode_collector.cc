@@ -1,15 +1,18 @@
 #include "collectors/inode/inode_collector.h"
 
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 
 #include "collectors/common/metric_family.h"
 #include "collectors/common/mountinfo.h"
 #include "collectors/common/scan_service.h"
+#include "exporter/log.h"
 
 namespace gocache::inode {
 
@@ -31,6 +34,7 @@ constexpr const char* kMountInfo = "/proc/self/mountinfo";
 
 // Family indexes, in exposition order.
 enum Family {
+  kPresent,
   kFiles,
   kFilesFree,
   kInodeUsage,
@@ -46,6 +50,10 @@ enum Family {
 std::vector<prometheus::MetricFamily> EmptyFamilies() {
   std::vector<prometheus::MetricFamily> f;
   f.reserve(kFamilyCount);
+  f.push_back(MakeFamily("gocache_cache_present",
+                         "1 when the configured cache directory exists, 0 when it does not (yet): "
+                         "a runner that has not built yet, not a failure.",
+                         MetricType::Gauge));
   f.push_back(MakeFamily("gocache_filesystem_files",
                          "Total inodes of the filesystem that holds the cache (statvfs f_files).",
                          MetricType::Gauge));
@@ -106,14 +114,35 @@ class InodeCollector final : public Collector {
  private:
   void Observe(const CacheDir& cache, const std::vector<Mount>& mounts,
                std::vector<prometheus::MetricFamily>& families, std::vector<std::string>& errors) {
+    const std::string kind(KindLabel(cache.kind));
+    const Labels dir_labels = {{"path", cache.path}, {"kind", kind}};
+    // A directory that does not exist yet is a state (the go command makes
+    // it at its first build; a runner that never downloads a module never
+    // gets a GOMODCACHE), not a failure. Anything else that keeps the
+    // directory from being read is one.
+    struct stat st;
+    if (stat(cache.path.c_str(), &st) != 0) {
+      if (errno != ENOENT) {
+        errors.push_back("stat " + cache.path + ": " + std::strerror(errno));
+        return;
+      }
+      AddSample(families[kPresent], dir_labels, 0);
+      NotePresence(cache, false);
+      return;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+      AddSample(families[kPresent], dir_labels, 0);
+      errors.push_back(cache.path + ": not a directory");
+      return;
+    }
+    AddSample(families[kPresent], dir_labels, 1);
+    NotePresence(cache, true);
     struct statvfs fs;
     if (statvfs(cache.path.c_str(), &fs) != 0) {
-      errors.push_back(errno == ENOENT ? cache.path + ": cache directory does not exist (yet)"
-                                       : "statvfs " + cache.path + ": " + std::strerror(errno));
+      errors.push_back("statvfs " + cache.path + ": " + std::strerror(errno));
       return;
     }
     const Mount* mount = FindMount(mounts, Canonical(cache.path));
-    const std::string kind(KindLabel(cache.kind));
     const Labels labels = {{"path", cache.path},
                            {"kind", kind},
                            {"mountpoint", mount ? mount->mount_point : ""},
@@ -142,15 +171,29 @@ class InodeCollector final : public Collector {
     }
     const ScanResult& walk = scan->walk;
     if (!walk.root_readable) return;
-    const Labels dir_labels = {{"path", cache.path}, {"kind", kind}};
     AddSample(families[kDirInodes], dir_labels, static_cast<double>(walk.inodes));
     if (auto share = InodeShareRatio(walk.inodes, fs.f_files, fs.f_ffree)) {
       AddSample(families[kDirShare], dir_labels, *share);
     }
   }
 
+  // Logs a cache directory's absence once, and its appearance.
+  void NotePresence(const CacheDir& cache, bool present) {
+    const auto [it, first] = present_.try_emplace(cache.path, present);
+    if (!first && it->second == present) return;
+    it->second = present;
+    if (!present) {
+      log::Info("cache directory does not exist (yet); watching for it",
+                {{"path", cache.path}, {"kind", std::string(KindLabel(cache.kind))}});
+    } else if (!first) {
+      log::Info("cache directory appeared",
+                {{"path", cache.path}, {"kind", std::string(KindLabel(cache.kind))}});
+    }
+  }
+
   const std::vector<CacheDir> caches_;  // copies: a worker stuck past shutdown owns what it reads
   const std::shared_ptr<const ScanService> scans_;
+  std::map<std::string, bool> present_;  // as last seen, for the log
 };
 
 }  // namespace

@@ -1,5 +1,8 @@
 #include "collectors/trim/trim_collector.h"
 
+#include <sys/stat.h>
+
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -97,6 +100,11 @@ class TrimCollector : public Collector {
 
  private:
   void Check(const std::string& dir, std::vector<std::string>& errors) {
+    struct stat st;
+    if (stat(dir.c_str(), &st) != 0 && errno == ENOENT) {
+      trims_[dir].unreachable_errors.clear();
+      return;  // no cache yet (a fresh runner): nothing to trim, nothing wrong
+    }
     std::string error;
     const auto usage = MeasureCache(dir, false, error);
     if (!usage) {

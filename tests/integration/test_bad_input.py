@@ -3,6 +3,7 @@ serving where it can, and the affected collector reports success 0."""
 
 import os
 import socket
+import time
 
 from harness import (Exporter, TempDirTest, copy_go_cache, find_count, has, parse_metrics,
                      run_exporter, value)
@@ -12,18 +13,40 @@ UNPRIVILEGED = "nobody"
 
 class BadInputTest(TempDirTest):
 
-    def test_missing_directory_fails_only_its_own_series(self):
+    def test_missing_directory_is_absent_not_failed(self):
+        # A fresh runner: the go command has not made its caches yet. That
+        # pages nobody: the collectors succeed and say the cache is absent.
         cache, mod = copy_go_cache(self.tmp)
         missing = os.path.join(self.tmp, "no-such-cache")
-        with Exporter(f"--cache.dir={missing}", f"--cache.dir={cache}") as exporter:
+        missing_mod = os.path.join(self.tmp, "no-such-mod")
+        # Automatic trimming on (a trigger no filesystem here reaches): it
+        # has nothing to trim in a cache that is not there, and no failure.
+        with Exporter(f"--cache.dir={missing}", f"--cache.dir={cache}",
+                      f"--modcache.dir={missing_mod}", "--density.interval=100ms",
+                      "--trim.auto-inode-usage=0.999", "--trim.check-interval=100ms") as exporter:
             for _ in range(3):
                 samples = parse_metrics(exporter.scrape())
+                time.sleep(0.2)  # a few background scans of the missing directories too
             log = exporter.log()
-        self.assertEqual(value(samples, "gocache_scrape_collector_success", collector="inode"), 0)
+        for collector in ("inode", "density", "trim"):
+            self.assertEqual(value(samples, "gocache_scrape_collector_success",
+                                   collector=collector), 1, log)
+        self.assertEqual(value(samples, "gocache_cache_present", path=missing, kind="build"), 0)
+        self.assertEqual(value(samples, "gocache_cache_present", path=missing_mod, kind="mod"), 0)
+        self.assertEqual(value(samples, "gocache_cache_present", path=cache, kind="build"), 1)
         self.assertGreater(value(samples, "gocache_filesystem_files", path=cache), 0)
-        self.assertFalse(has("gocache_filesystem_files", path=missing)(samples))
-        # One log line for the condition, not one per scrape.
-        self.assertEqual(log.count(f"{missing}: cache directory does not exist"), 1, log)
+        for absent in (missing, missing_mod):
+            # No other series for it, but the trim counters, which stay 0.
+            self.assertEqual([n for n, labels in samples if ("path", absent) in labels and
+                              n != "gocache_cache_present" and not n.startswith("gocache_trim_")],
+                             [])
+            self.assertLessEqual({v for (n, labels), v in samples.items()
+                                  if ("path", absent) in labels and n.startswith("gocache_trim_")},
+                                 {0})
+            # One info line for each, not one per scrape; no warning.
+            self.assertEqual(log.count(f"does not exist (yet); watching for it\" path={absent} "),
+                             1, log)
+        self.assertNotIn("level=warn", log)
 
     def test_file_where_a_directory_is_expected(self):
         not_a_dir = os.path.join(self.tmp, "cache")

@@ -95,6 +95,47 @@ class PrometheusFilesTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertIn("SUCCESS", r.stdout)
 
+    def test_a_fresh_runner_pages_nobody(self):
+        # What the real exporter reports for a runner whose caches do not
+        # exist yet, as promtool input series held for five hours: no alert.
+        with tempfile.TemporaryDirectory() as tmp:
+            r = run_exporter("--once", f"--cache.dir={tmp}/home/.cache/go-build",
+                             f"--modcache.dir={tmp}/home/go/pkg/mod")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            text = r.stdout.decode()
+            self.assertIn("gocache_cache_present{", text)
+            instance = 'job="gocache",instance="fresh:9959"'
+            series = {f"up{{{instance}}}": "1"}  # (series, value)
+            for line in text.splitlines():
+                name_labels, _, sample = line.rpartition(" ")
+                if line.startswith("#") or "_timestamp_seconds" in name_labels:
+                    continue  # absolute times: promtool's clock starts at 0
+                name, _, labels = name_labels.partition("{")
+                series[f"{name}{{{instance}{',' + labels.rstrip('}') if labels else ''}}}"] = sample
+            present = {k: v for k, v in series.items() if k.startswith("gocache_cache_present")}
+            self.assertEqual(list(present.values()), ["0", "0"], present)
+            self.assertEqual(series[f'gocache_scrape_collector_success{{{instance},'
+                                    'collector="inode"}'], "1")
+            alerts = [r["alert"] for g in load_yaml(RULES)[0]["groups"] for r in g["rules"]]
+            shutil.copy(RULES, tmp)
+            test = {
+                "rule_files": [os.path.basename(RULES)],
+                "evaluation_interval": "1m",
+                "tests": [{
+                    "interval": "1m",
+                    "input_series": [{"series": k, "values": f"{v}x300"}
+                                     for k, v in series.items()],
+                    "alert_rule_test": [{"eval_time": "5h", "alertname": a, "exp_alerts": []}
+                                        for a in alerts],
+                }],
+            }
+            path = os.path.join(tmp, "fresh.test.yml")
+            with open(path, "w") as f:
+                yaml.safe_dump(test, f)
+            r = run(tool("promtool"), "test", "rules", path, cwd=tmp)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertIn("SUCCESS", r.stdout)
+
     def test_rules_use_documented_metrics_and_have_runbooks(self):
         text = readme()
         for group in load_yaml(RULES)[0]["groups"]:

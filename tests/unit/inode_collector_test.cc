@@ -196,21 +196,25 @@ TEST_F(InodeCollectorTest, ReportsFilesystemAndTree) {
   EXPECT_NEAR(share->gauge.value, 11 / used, 11 / used * 0.01);
 }
 
-TEST_F(InodeCollectorTest, MissingDirectoryReportsErrorOthersStillReport) {
+// A cache directory that does not exist yet (a runner that has not built)
+// is a state, reported as gocache_cache_present 0, not a failure.
+TEST_F(InodeCollectorTest, MissingDirectoryIsAbsentNotAFailure) {
   const std::string mod = tmp_.MakeDir("pkg/mod");
   tmp_.MakeDir("pkg/mod/cache/download");
   const std::string missing = tmp_ / "not-created-yet";
   caches_ = {{missing, CacheKind::kBuild}, {mod, CacheKind::kMod}};
 
   const auto result = Collect(/*scan_first=*/true);
-  ASSERT_FALSE(result.errors.empty());
-  bool names_missing = false;
-  for (const auto& error : result.errors) {
-    if (error.find(missing) != std::string::npos) names_missing = true;
-  }
-  EXPECT_TRUE(names_missing) << result.errors.front();
-
+  EXPECT_TRUE(result.errors.empty()) << result.errors.front();
+  const auto* present = FindFamily(result.families, "gocache_cache_present");
+  ASSERT_NE(present, nullptr);
+  ASSERT_NE(FindSample(present, missing), nullptr);
+  EXPECT_EQ(FindSample(present, missing)->gauge.value, 0);
+  EXPECT_EQ(LabelMap(*FindSample(present, missing)).at("kind"), "build");
+  ASSERT_NE(FindSample(present, mod), nullptr);
+  EXPECT_EQ(FindSample(present, mod)->gauge.value, 1);
   for (const auto& family : result.families) {
+    if (family.name == "gocache_cache_present") continue;
     EXPECT_EQ(FindSample(&family, missing), nullptr) << family.name;
   }
   const auto* files = FindSample(FindFamily(result.families, "gocache_filesystem_files"), mod);
@@ -219,6 +223,23 @@ TEST_F(InodeCollectorTest, MissingDirectoryReportsErrorOthersStillReport) {
   const auto* dir_inodes = FindSample(FindFamily(result.families, "gocache_dir_inodes"), mod);
   ASSERT_NE(dir_inodes, nullptr);
   EXPECT_EQ(dir_inodes->gauge.value, 3);  // mod, cache, download
+}
+
+// What keeps an existing path from being read is still a failure.
+TEST_F(InodeCollectorTest, PathThatIsNotADirectoryFails) {
+  const std::string file = tmp_.WriteFile("go-build", "not a cache");
+  const std::string below_file = tmp_ / "go-build/inside";
+  caches_ = {{file, CacheKind::kBuild}, {below_file, CacheKind::kBuild}};
+  const auto result = Collect(/*scan_first=*/true);
+  ASSERT_EQ(result.errors.size(), 2u);
+  EXPECT_NE(result.errors[0].find(file + ": not a directory"), std::string::npos)
+      << result.errors[0];
+  EXPECT_NE(result.errors[1].find(std::strerror(ENOTDIR)), std::string::npos) << result.errors[1];
+  const auto* present = FindFamily(result.families, "gocache_cache_present");
+  ASSERT_NE(present, nullptr);
+  EXPECT_EQ(FindSample(present, file)->gauge.value, 0);
+  EXPECT_EQ(FindSample(present, below_file), nullptr);
+  EXPECT_EQ(FindFamily(result.families, "gocache_filesystem_files"), nullptr);
 }
 
 TEST_F(InodeCollectorTest, BeforeFirstScanNoTreeSeries) {
