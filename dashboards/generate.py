@@ -187,9 +187,12 @@ def build():
         target(f"gocache_trimmable_entries{{{PSEL}}}", "entries {{path}}")], "short"), 12, 8)
 
     lay.row("Staleness")
+    # Only reasons that occur have series: "or" the packages listed times 0,
+    # so that a module with nothing stale shows 0 rather than no data.
     lay.add(timeseries("Predicted rebuilds by module and target", [target(
         f'sum by (module, goos, goarch) (gocache_stale_packages{{{SEL},'
-        f'reason!="not installed but available in build cache"}})',
+        f'reason!="not installed but available in build cache"}}) '
+        f'or sum by (module, goos, goarch) (gocache_packages{{{SEL}}}) * 0',
         "{{module}} {{goos}}/{{goarch}}")], "short",
         description="Packages the next build would compile again, from go list's StaleReason."),
         12, 8)

@@ -383,6 +383,58 @@ class DashboardTest(unittest.TestCase):
             for t in p["targets"]:
                 self.assertEqual(t["datasource"]["uid"], "${datasource}", p["title"])
 
+    def test_predicted_rebuilds_are_zero_when_nothing_is_stale(self):
+        # The dashboard's query and the README's, evaluated by promtool's
+        # PromQL engine: a module whose only stale packages are served from
+        # the cache shows 0 predicted rebuilds, not an empty result.
+        [panel] = [p for p in self.panels
+                   if p["title"] == "Predicted rebuilds by module and target"]
+        dashboard_expr = (panel["targets"][0]["expr"].replace('"$job"', '"gocache"')
+                          .replace('"$instance"', '"r1:9959"'))
+        readme_expr = re.search(r"^`(sum without \(reason\) \(gocache_stale_packages.*)`\.$",
+                                readme(), re.M).group(1)
+        target = 'job="gocache",instance="r1:9959",module="/src/m",goos="linux",goarch="amd64"'
+        served = 'reason="not installed but available in build cache"'
+        test = {
+            "evaluation_interval": "1m",
+            "tests": [{
+                "interval": "1m",
+                "input_series": [
+                    {"series": f"gocache_packages{{{target}}}", "values": "40x10"},
+                    {"series": f"gocache_stale_packages{{{target},{served}}}", "values": "3x10"},
+                ],
+                "promql_expr_test": [
+                    {"expr": dashboard_expr, "eval_time": "5m", "exp_samples": [
+                        {"labels": '{module="/src/m",goos="linux",goarch="amd64"}', "value": 0}]},
+                    {"expr": readme_expr, "eval_time": "5m", "exp_samples": [
+                        {"labels": "{" + target + "}", "value": 0}]},
+                ],
+            }, {
+                "interval": "1m",
+                "input_series": [
+                    {"series": f"gocache_packages{{{target}}}", "values": "40x10"},
+                    {"series": f"gocache_stale_packages{{{target},{served}}}", "values": "3x10"},
+                    {"series": f'gocache_stale_packages{{{target},reason="stale dependency"}}',
+                     "values": "5x10"},
+                    {"series": f'gocache_stale_packages{{{target},reason="build ID mismatch"}}',
+                     "values": "2x10"},
+                ],
+                "promql_expr_test": [
+                    {"expr": dashboard_expr, "eval_time": "5m", "exp_samples": [
+                        {"labels": '{module="/src/m",goos="linux",goarch="amd64"}', "value": 7}]},
+                    {"expr": readme_expr, "eval_time": "5m", "exp_samples": [
+                        {"labels": "{" + target + "}", "value": 7}]},
+                ],
+            }],
+        }
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "rebuilds.test.yml")
+            with open(path, "w") as f:
+                yaml.safe_dump(test, f)
+            r = run(tool("promtool"), "test", "rules", path)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertIn("SUCCESS", r.stdout)
+
     def test_heatmaps_read_buckets_in_heatmap_format(self):
         heatmaps = [p for p in self.panels if p["type"] == "heatmap"]
         self.assertGreaterEqual(len(heatmaps), 2)
