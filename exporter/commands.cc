@@ -1,5 +1,7 @@
 #include "exporter/commands.h"
 
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -40,28 +42,44 @@ std::string Percent(double ratio) {
   return text;
 }
 
-std::string JsonString(std::string_view s) {
-  std::string out = "\"";
-  for (const unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20) {
-      char escaped[8];
-      std::snprintf(escaped, sizeof escaped, "\\u%04x", c);
-      out += escaped;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
+using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
+
+void Key(JsonWriter& w, std::string_view key) {
+  w.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()));
+}
+void String(JsonWriter& w, std::string_view key, std::string_view value) {
+  Key(w, key);
+  w.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
+}
+void Uint(JsonWriter& w, std::string_view key, uint64_t value) {
+  Key(w, key);
+  w.Uint64(value);
+}
+void Ratio(JsonWriter& w, std::string_view key, std::optional<double> value) {
+  Key(w, key);
+  value ? w.Double(*value) : w.Null();
+}
+void Bool(JsonWriter& w, std::string_view key, bool value) {
+  Key(w, key);
+  w.Bool(value);
 }
 
-std::string JsonNumber(double v) {
-  std::ostringstream out;
-  out.precision(17);
-  out << v;
-  return out.str();
+// The statvfs figures of a usage, as JSON members.
+void Filesystem(JsonWriter& w, const CacheUsage& usage) {
+  Uint(w, "files", usage.files);
+  Uint(w, "files_free", usage.files_free);
+  Ratio(w, "inode_usage_ratio", usage.inode_usage());
+  Uint(w, "avail_bytes", usage.avail_bytes);
+}
+
+// --format: text or json; empty, with `error`, for anything else.
+std::string Format(const cxxopts::ParseResult& flags, std::string& error) {
+  std::string format = flags["format"].as<std::string>();
+  if (format != "text" && format != "json") {
+    error = "--format '" + format + "': want text or json";
+    format.clear();
+  }
+  return format;
 }
 
 // A usage error: one line naming the flag, then the hint, exit 2.
@@ -141,41 +159,42 @@ int Check(int argc, char** argv) {
   if (const auto error = ParseThresholds(flags, t); !error.empty()) {
     return UsageError("check", error);
   }
-  const std::string format = flags["format"].as<std::string>();
-  if (format != "text" && format != "json") {
-    return UsageError("check", "--format '" + format + "': want text or json");
-  }
+  std::string format_error;
+  const std::string format = Format(flags, format_error);
+  if (format.empty()) return UsageError("check", format_error);
   const auto dirs = BuildCaches(flags);
   if (dirs.empty()) return UsageError("check", "no build cache: give --cache.dir");
 
   bool crossed_any = false, unreadable = false;
-  std::string json = "{\"caches\": [";
-  for (size_t i = 0; i < dirs.size(); ++i) {
-    const std::string& dir = dirs[i];
+  rapidjson::StringBuffer json;
+  JsonWriter w(json);
+  w.StartObject();
+  Key(w, "caches");
+  w.StartArray();
+  for (const std::string& dir : dirs) {
     std::string error;
     // statvfs alone unless a threshold needs the entries counted.
     const auto usage = MeasureCache(dir, t.max_bytes.has_value(), error);
     std::vector<std::string> crossed;
     std::string text = dir + ": ";
-    std::string entry = "{\"path\": " + JsonString(dir);
+    w.StartObject();
+    String(w, "path", dir);
     if (!usage) {
       unreadable = true;
       text += "cannot read: " + error;
-      entry += ", \"healthy\": false, \"error\": " + JsonString(error) + "}";
+      Bool(w, "healthy", false);
+      String(w, "error", error);
     } else {
       const auto ratio = usage->inode_usage();
       text += "inode usage " + (ratio ? Percent(*ratio) : std::string("n/a")) + ", " +
               Bytes(usage->avail_bytes) + " free";
-      entry += ", \"files\": " + std::to_string(usage->files) +
-               ", \"files_free\": " + std::to_string(usage->files_free) +
-               ", \"inode_usage_ratio\": " + (ratio ? JsonNumber(*ratio) : "null") +
-               ", \"avail_bytes\": " + std::to_string(usage->avail_bytes);
+      Filesystem(w, *usage);
       if (t.max_bytes) {
         text += ", " + std::to_string(usage->entries) + " entries in " + Bytes(usage->bytes) +
                 ", " + std::to_string(usage->trimmable) + " trimmable";
-        entry += ", \"entries\": " + std::to_string(usage->entries) +
-                 ", \"entry_bytes\": " + std::to_string(usage->bytes) +
-                 ", \"trimmable_entries\": " + std::to_string(usage->trimmable);
+        Uint(w, "entries", usage->entries);
+        Uint(w, "entry_bytes", usage->bytes);
+        Uint(w, "trimmable_entries", usage->trimmable);
       }
       if (t.max_inode_usage && ratio && *ratio > *t.max_inode_usage) {
         crossed.push_back("inode usage " + Percent(*ratio) + " > " + Percent(*t.max_inode_usage));
@@ -188,25 +207,105 @@ int Check(int argc, char** argv) {
                           Bytes(*t.min_free_bytes));
       }
       text += crossed.empty() ? ": ok" : ": FAIL";
-      std::string crossed_json;
+      Bool(w, "healthy", crossed.empty());
+      Key(w, "crossed");
+      w.StartArray();
       for (const auto& c : crossed) {
         text += "; " + c;
-        crossed_json += (crossed_json.empty() ? "" : ", ") + JsonString(c);
+        w.String(c.data(), static_cast<rapidjson::SizeType>(c.size()));
       }
-      entry += ", \"healthy\": " + std::string(crossed.empty() ? "true" : "false") +
-               ", \"crossed\": [" + crossed_json + "]}";
+      w.EndArray();
       crossed_any = crossed_any || !crossed.empty();
     }
+    w.EndObject();
     if (format == "text") std::cout << text << "\n";
-    json += (i ? ", " : "") + entry;
   }
+  w.EndArray();
   const int code = unreadable    ? kExitUnreadable
                    : crossed_any ? kExitThresholdCrossed
                                  : kExitHealthy;
-  if (format == "json") {
-    std::cout << json << "], \"healthy\": " << (code == kExitHealthy ? "true" : "false") << "}\n";
-  }
+  Bool(w, "healthy", code == kExitHealthy);
+  w.EndObject();
+  if (format == "json") std::cout << json.GetString() << "\n";
   return code;
+}
+
+// The trim command's flag for a bound.
+const char* BoundFlag(TrimBound bound) {
+  return bound == TrimBound::kBytes ? "max-bytes" : "max-inode-usage";
+}
+
+std::string TrimText(const std::string& dir, const TrimResult& r, bool dry_run) {
+  std::ostringstream out;
+  if (r.entries() == 0) {
+    out << dir << ": nothing to remove";
+  } else {
+    out << dir << ": " << (dry_run ? "would remove" : "removed") << " " << r.entries()
+        << " entries (" << r.actions << " actions, " << r.outputs << " outputs), " << Bytes(r.bytes)
+        << ", " << r.entries() << " inodes";
+  }
+  const auto ratio = r.after.inode_usage();
+  out << "; " << (dry_run ? "would leave " : "left ") << r.after.entries << " entries in "
+      << Bytes(r.after.bytes) << ", inode usage " << (ratio ? Percent(*ratio) : std::string("n/a"));
+  if (r.skipped > 0) out << "; " << r.skipped << " in use left alone";
+  for (const auto& u : r.unreachable) {
+    // Nothing was removed for this bound: say which and why.
+    const auto amount = [&](double v) {
+      return u.bound == TrimBound::kBytes ? Bytes(static_cast<uint64_t>(v)) : Percent(v);
+    };
+    out << "; --" << BoundFlag(u.bound) << " " << amount(u.limit)
+        << " cannot be reached (removing every entry unused for --keep-recent would leave "
+        << amount(u.floor) << "): nothing removed for it";
+  }
+  out << (r.bounds_met ? "" : "; a bound still does not hold");
+  return out.str();
+}
+
+// A cache's entries and filesystem before or after the trim.
+void Usage(JsonWriter& w, std::string_view key, const CacheUsage& usage) {
+  Key(w, key);
+  w.StartObject();
+  Uint(w, "entries", usage.entries);
+  Uint(w, "entry_bytes", usage.bytes);
+  Filesystem(w, usage);
+  w.EndObject();
+}
+
+std::string TrimJson(const std::string& dir, const TrimResult& r, bool dry_run) {
+  rapidjson::StringBuffer json;
+  JsonWriter w(json);
+  w.StartObject();
+  String(w, "path", dir);
+  Bool(w, "dry_run", dry_run);
+  Key(w, "removed");
+  w.StartObject();
+  Uint(w, "entries", r.entries());
+  Uint(w, "actions", r.actions);
+  Uint(w, "outputs", r.outputs);
+  Uint(w, "entry_bytes", r.bytes);
+  w.EndObject();
+  Uint(w, "skipped", r.skipped);
+  Usage(w, "before", r.before);
+  Usage(w, "after", r.after);
+  Key(w, "unreachable");
+  w.StartArray();
+  for (const auto& u : r.unreachable) {
+    w.StartObject();
+    String(w, "flag", std::string("--") + BoundFlag(u.bound));
+    Key(w, "limit");
+    w.Double(u.limit);
+    Key(w, "floor");
+    w.Double(u.floor);
+    w.EndObject();
+  }
+  w.EndArray();
+  Key(w, "errors");
+  w.StartArray();
+  for (const auto& e : r.errors) w.String(e.data(), static_cast<rapidjson::SizeType>(e.size()));
+  w.EndArray();
+  Bool(w, "bounds_met", r.bounds_met);
+  w.EndObject();
+  return json.GetString();
 }
 
 int Trim(int argc, char** argv) {
@@ -226,6 +325,7 @@ int Trim(int argc, char** argv) {
       ("keep-recent", "Never remove an entry used within this long for --max-bytes or "
        "--max-inode-usage (0s: any entry).", cxxopts::value<std::string>()->default_value("1h"))
       ("dry-run", "Print what would be removed; remove nothing.")
+      ("format", "text or json.", cxxopts::value<std::string>()->default_value("text"))
       ("h,help", "Show this help.");
   // clang-format on
   cxxopts::ParseResult flags;
@@ -263,6 +363,9 @@ int Trim(int argc, char** argv) {
   if (!bounds.any()) {
     return UsageError("trim", "give at least one of --max-bytes, --max-inode-usage, --max-age");
   }
+  std::string format_error;
+  const std::string format = Format(flags, format_error);
+  if (format.empty()) return UsageError("trim", format_error);
   std::string dir;
   if (flags.count("cache.dir")) {
     dir = AbsolutePath(flags["cache.dir"].as<std::string>());
@@ -296,36 +399,25 @@ int Trim(int argc, char** argv) {
   }
   for (const auto& e : result->errors) std::cerr << "gocache_exporter trim: " << e << "\n";
   const auto& r = *result;
-  const char* verb = trim_options.dry_run ? "would remove" : "removed";
-  if (r.entries() == 0) {
-    std::cout << dir << ": nothing to remove";
+  if (format == "json") {
+    std::cout << TrimJson(dir, r, trim_options.dry_run) << "\n";
   } else {
-    std::cout << dir << ": " << verb << " " << r.entries() << " entries (" << r.actions
-              << " actions, " << r.outputs << " outputs), " << Bytes(r.bytes) << ", " << r.entries()
-              << " inodes";
+    std::cout << TrimText(dir, r, trim_options.dry_run) << "\n";
   }
-  const auto ratio = r.after.inode_usage();
-  std::cout << "; " << (trim_options.dry_run ? "would leave " : "left ") << r.after.entries
-            << " entries in " << Bytes(r.after.bytes) << ", inode usage "
-            << (ratio ? Percent(*ratio) : std::string("n/a"));
-  if (r.skipped > 0) std::cout << "; " << r.skipped << " in use left alone";
-  for (const auto& u : r.unreachable) {
-    // Nothing was removed for this bound: say which and why.
-    const bool bytes = u.bound == TrimBound::kBytes;
-    const auto amount = [&](double v) {
-      return bytes ? Bytes(static_cast<uint64_t>(v)) : Percent(v);
-    };
-    std::cout << "; " << (bytes ? "--max-bytes " : "--max-inode-usage ") << amount(u.limit)
-              << " cannot be reached (removing every entry unused for --keep-recent would leave "
-              << amount(u.floor) << "): nothing removed for it";
-  }
-  std::cout << (r.bounds_met ? "" : "; a bound still does not hold") << "\n";
   return r.bounds_met ? kExitHealthy : kExitThresholdCrossed;
 }
 
 }  // namespace
 
 bool IsCommand(std::string_view name) { return name == "check" || name == "trim"; }
+
+std::string CommandsHelp() {
+  return "Commands:\n"
+         "  check          A pre-build gate: is each build cache healthy? Exit 0 healthy, 1 not.\n"
+         "  trim           Remove the least recently used entries of a build cache until its\n"
+         "                 bounds (bytes, inode usage, age) hold.\n"
+         "  help [COMMAND] This help, or a command's (the same as COMMAND --help).\n";
+}
 
 int RunCommandLine(int argc, char** argv) {
   const std::string_view command = argv[1];

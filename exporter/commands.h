@@ -2,6 +2,7 @@
 // health gate, and `gocache_exporter trim`, a size-bounded LRU trim.
 #pragma once
 
+#include <string>
 #include <string_view>
 
 namespace gocache {
@@ -14,6 +15,9 @@ constexpr int kExitUnreadable = 3;
 
 // Whether argv[1] names a command (then RunCommandLine runs it).
 bool IsCommand(std::string_view name);
+
+// The commands, one line each, for the exporter's --help.
+std::string CommandsHelp();
 
 // Runs `gocache_exporter <command> ...`; returns the exit code.
 int RunCommandLine(int argc, char** argv);

@@ -95,11 +95,16 @@ void AppendLogfmt(std::string& out, std::string_view key, std::string_view value
   }
 }
 
-void AppendJson(std::string& out, std::string_view key, std::string_view value) {
+void AppendJson(std::string& out, std::string_view key, const Value& value) {
   out += out.size() == 1 ? "\"" : ",\"";
   AppendEscaped(out, key);
-  out += "\":\"";
-  AppendEscaped(out, value);
+  out += "\":";
+  if (value.bare()) {
+    out += value.text();
+    return;
+  }
+  out += '"';
+  AppendEscaped(out, value.text());
   out += '"';
 }
 
@@ -160,7 +165,7 @@ std::string Render(Format format, std::string_view timestamp, Level level, std::
     AppendLogfmt(out, "ts", timestamp);
     AppendLogfmt(out, "level", level_name);
     AppendLogfmt(out, "msg", msg);
-    for (const auto& [key, value] : fields) AppendLogfmt(out, key, value);
+    for (const auto& [key, value] : fields) AppendLogfmt(out, key, value.text());
   }
   return out;
 }

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <iostream>
 #include <memory>
+#include <string>
 
 #include "collectors/all.h"
 #include "collectors/common/scan_service.h"
@@ -93,14 +94,17 @@ int Run(const Config& config) {
     scans->Stop(kShutdownGrace);
     return 1;
   }
+  const std::vector<int> listening = server->ListeningPorts();
   std::string ports;
-  for (int port : server->ListeningPorts())
-    ports += (ports.empty() ? "" : ",") + std::to_string(port);
+  for (int port : listening) ports += (ports.empty() ? "" : ",") + std::to_string(port);
+  // One port (the usual case) is a number; several, a list in text.
+  const log::Value ports_value =
+      listening.size() == 1 ? log::Value(listening[0]) : log::Value(ports);
   log::Info("listening", {{"address", config.listen_address},
-                          {"ports", ports},
+                          {"ports", ports_value},
                           {"telemetry_path", config.telemetry_path},
-                          {"tls", config.web.tls ? "true" : "false"},
-                          {"basic_auth", config.web.basic_auth_users.empty() ? "false" : "true"}});
+                          {"tls", config.web.tls.has_value()},
+                          {"basic_auth", !config.web.basic_auth_users.empty()}});
 
   sigset_t signals;
   sigemptyset(&signals);
@@ -139,6 +143,26 @@ int main(int argc, char** argv) {
 
   // The companion commands for CI jobs: `check` and `trim`.
   if (argc > 1 && gocache::IsCommand(argv[1])) return gocache::RunCommandLine(argc, argv);
+  // `help` is --help; `help COMMAND` is COMMAND --help.
+  if (argc > 1 && std::strcmp(argv[1], "help") == 0) {
+    if (argc == 2) {
+      const char* const help[] = {argv[0], "--help"};
+      const auto parsed = gocache::ParseCommandLine(2, help);
+      std::fputs(parsed.output.c_str(), stdout);
+      return parsed.exit_code;
+    }
+    if (argc == 3 && gocache::IsCommand(argv[2])) {
+      char help_flag[] = "--help";
+      char* command[] = {argv[0], argv[2], help_flag, nullptr};
+      return gocache::RunCommandLine(3, command);
+    }
+    const std::string problem =
+        argc > 3 ? "help takes one command at most"
+                 : "help: unknown command '" + std::string(argv[2]) + "': want check or trim";
+    std::fprintf(stderr, "gocache_exporter: error: %s (see gocache_exporter --help)\n",
+                 problem.c_str());
+    return 2;
+  }
 
   auto parsed = gocache::ParseCommandLine(argc, argv);
   if (!parsed.config) {

@@ -1,6 +1,7 @@
 #include "exporter/options.h"
 
 #include "collectors/all.h"
+#include "exporter/commands.h"
 #include "exporter/flag_values.h"
 #include "exporter/flags.h"
 #include "exporter/version.h"
@@ -27,7 +28,8 @@ std::string PlainQuotes(std::string text) {
 cxxopts::Options MakeOptions() {
   cxxopts::Options options(kProgram,
                            "Prometheus exporter for the health of the Go build and module caches.");
-  options.custom_help("[flags]");
+  options.custom_help(
+      "[flags]\n  gocache_exporter check|trim [flags]\n  gocache_exporter help [check|trim]");
   options.set_width(100);
   // clang-format off
   options.add_options()
@@ -94,7 +96,7 @@ ParsedCommandLine ParseCommandLine(int argc, const char* const argv[]) {
   }
   const auto& f = *flags;
   if (f.count("help")) {
-    return {std::nullopt, 0, options.help(options.groups()) + "\n"};
+    return {std::nullopt, 0, options.help(options.groups()) + "\n" + CommandsHelp()};
   }
   if (f.count("version")) return {std::nullopt, 0, VersionText()};
   if (!f.unmatched().empty()) {

@@ -368,7 +368,7 @@ CollectorInfo Info() {
                 ("stale.target", "GOOS/GOARCH to check for; repeatable. Default: the host's.",
                  cxxopts::value<std::vector<std::string>>())
                 ("stale.go", "The go command to run. Default: go on PATH.",
-                 cxxopts::value<std::string>()->default_value(""))
+                 cxxopts::value<std::string>())
                 ("stale.interval", "Pause between rounds of go list.",
                  cxxopts::value<std::string>()->default_value("10m"))
                 ("stale.timeout", "Longest a go list may run before it is killed.",
@@ -394,7 +394,7 @@ CollectorInfo Info() {
           ParseTarget(text, target);
           config.targets.push_back(target);
         }
-        config.go = flags["stale.go"].as<std::string>();
+        if (flags.count("stale.go")) config.go = flags["stale.go"].as<std::string>();
         config.timeout = *ParseDuration(flags["stale.timeout"].as<std::string>());
         config.allow_mtime_refresh = flags.count("stale.allow-mtime-refresh") > 0;
         for (const auto& cache : context.caches) {

@@ -79,7 +79,7 @@ class TraceCollector : public Collector {
       tally_.CountFile(outcome.format, outcome.ok());
     }
     if (unlogged > 0) {
-      log::Warn("more trace files rejected", {{"count", std::to_string(unlogged)}});
+      log::Warn("more trace files rejected", {{"count", unlogged}});
     }
     result.families = Render(tally_);
     return result;

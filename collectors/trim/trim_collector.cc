@@ -165,9 +165,9 @@ class TrimCollector : public Collector {
     }
     errors.insert(errors.end(), t.unreachable_errors.begin(), t.unreachable_errors.end());
     log::Info("trimmed cache", {{"path", dir},
-                                {"entries", std::to_string(trimmed->entries())},
-                                {"bytes", std::to_string(trimmed->bytes)},
-                                {"bounds_met", trimmed->bounds_met ? "true" : "false"}});
+                                {"entries", trimmed->entries()},
+                                {"bytes", trimmed->bytes},
+                                {"bounds_met", trimmed->bounds_met}});
     scans_->RequestScan();  // the density metrics should see the trim
   }
 

@@ -121,9 +121,36 @@ class BadInputTest(TempDirTest):
                      "--modcache.dir", "--log.level", "--log.format", "--once", "--version",
                      "--collector.inode", "--no-collector.inode"):
             self.assertIn(flag, r.stdout.decode())
+        # No flag shows an empty default.
+        self.assertNotIn('(default: "")', r.stdout.decode())
         r = run_exporter("--version")
         self.assertEqual(r.returncode, 0)
         self.assertRegex(r.stdout.decode(), r"^gocache_exporter, version \d+\.\d+\.\d+ ")
+
+    def test_help_names_the_commands(self):
+        # --help and `help` print the same text, which names the commands.
+        r = run_exporter("--help")
+        self.assertEqual((r.returncode, r.stderr), (0, b""))
+        self.assertEqual(run_exporter("help").stdout, r.stdout)
+        text = r.stdout.decode()
+        self.assertIn("gocache_exporter check|trim [flags]", text)
+        self.assertRegex(text, r"\nCommands:\n  check +\S.*\n  trim +\S.*\n(.*\n)*  help \[COMMAND\]")
+        # `help COMMAND` is `COMMAND --help`.
+        for command in ("check", "trim"):
+            with self.subTest(command=command):
+                r = run_exporter("help", command)
+                self.assertEqual((r.returncode, r.stderr), (0, b""))
+                self.assertEqual(r.stdout, run_exporter(command, "--help").stdout)
+                self.assertIn(f"gocache_exporter {command}", r.stdout.decode())
+                self.assertIn("--cache.dir", r.stdout.decode())
+        for args, want in ((("help", "bogus"), "help: unknown command 'bogus'"),
+                           (("help", "check", "trim"), "help takes one command at most")):
+            with self.subTest(args=args):
+                r = run_exporter(*args)
+                self.assertEqual((r.returncode, r.stdout), (2, b""))
+                err = r.stderr.decode()
+                self.assertEqual(err.count("\n"), 1, err)
+                self.assertIn(want, err)
 
     def test_disabled_collector_is_not_run(self):
         r = run_exporter(f"--cache.dir={self.tmp}", "--once", "--no-collector.inode")

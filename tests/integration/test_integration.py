@@ -3,14 +3,16 @@ scraped over HTTP, with every number checked against an independent tool."""
 
 import concurrent.futures
 import gzip
+import json
 import os
 import re
 import shlex
 import subprocess
 import time
+import urllib.request
 
 from harness import (EXPORTER, SOURCE_DIR, Exporter, TempDirTest, cache_dirs, copy_go_cache,
-                     families, find_count, go_binary, go_env, has, parse_metrics, promtool_check,
+                     families, find_count, free_port, go_binary, go_env, has, parse_metrics, promtool_check,
                      run_exporter, shared_go_cache, tool, value)
 
 # Other processes on a shared machine create and delete files between our
@@ -93,6 +95,11 @@ class RealCacheTest(TempDirTest):
                          find_count(self.cache))
         self.assertEqual(value(samples, "gocache_scrape_collector_success", collector="inode"), 1)
         self.assertEqual(promtool_check(text), (0, ""))
+        self.assertIn(b"level=info", r.stderr)
+        # The README's cron line: a healthy run prints nothing to stderr.
+        quiet = run_exporter("--once", "--log.level=warn", f"--cache.dir={self.cache}")
+        self.assertEqual((quiet.returncode, quiet.stderr), (0, b""))
+        self.assertIn(b"gocache_dir_inodes{", quiet.stdout)
 
     def test_gzip_when_asked(self):
         with self.start() as exporter:
@@ -200,6 +207,39 @@ def touch(path):
     """The mtime one nanosecond later, nothing else."""
     st = os.stat(path)
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1))
+
+
+class JsonLogTest(TempDirTest):
+
+    def test_json_log_records_are_json_with_numbers_and_booleans(self):
+        port = free_port()
+        missing = os.path.join(self.tmp, "cache")
+        proc = subprocess.Popen([EXPORTER, f"--web.listen-address=127.0.0.1:{port}",
+                                 "--log.format=json", f"--cache.dir={missing}"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics",
+                                                timeout=5) as r:
+                        self.assertEqual(r.status, 200)
+                    break
+                except OSError:
+                    time.sleep(0.05)
+            else:
+                self.fail("the exporter did not answer")
+        finally:
+            proc.terminate()
+            _, err = proc.communicate(timeout=20)
+        self.assertEqual(proc.returncode, 0, err)
+        records = [json.loads(line) for line in err.decode().splitlines()]
+        listening = [r for r in records if r["msg"] == "listening"]
+        self.assertEqual(len(listening), 1, records)
+        self.assertEqual((listening[0]["ports"], listening[0]["tls"], listening[0]["basic_auth"]),
+                         (port, False, False))
+        self.assertEqual([r["path"] for r in records if "does not exist" in r["msg"]], [missing])
+        self.assertTrue(all(isinstance(r["ts"], str) and r["level"] == "info" for r in records))
 
 
 class ReadOnlyCheckTest(TempDirTest):

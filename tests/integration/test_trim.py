@@ -347,6 +347,15 @@ class TrimCommandTest(TrimTestCase):
         with open(os.path.join(cache, "trim.txt"), "rb") as f:
             trim_txt = f.read()
 
+        # A dry run in JSON predicts it.
+        _, dry, _ = self.trim(cache, f"--max-bytes={bound}", "--dry-run", "--format=json")
+        dry = json.loads(dry)
+        self.assertEqual((dry["removed"]["entries"], dry["removed"]["actions"], dry["dry_run"],
+                          dry["bounds_met"], dry["unreachable"]),
+                         (len(want), sum(1 for r in want if r.endswith("-a")), True, True, []))
+        self.assertEqual(dry["removed"]["entry_bytes"], sum(before[r][0] for r in want))
+        self.assertEqual(dry["after"]["entries"], len(before) - len(want))
+
         code, out, err = self.trim(cache, f"--max-bytes={bound}")
         self.assertEqual(err, "")
         after = cache_entries(cache)
@@ -577,6 +586,17 @@ class TrimCommandTest(TrimTestCase):
                       f"for --keep-recent would leave {floor * 100:.1f}%): nothing removed for it",
                       out)
         self.assertTrue(out.rstrip().endswith("; a bound still does not hold"), out)
+        self.assertEqual(tree_state(cache), before)
+        # The same in JSON.
+        code, out, err = self.trim(cache, "--max-inode-usage=0.3", "--format=json", codes=(1,))
+        doc = json.loads(out)
+        self.assertEqual((doc["path"], doc["dry_run"], doc["bounds_met"], doc["removed"]["entries"]),
+                         (cache, False, False, 0))
+        [unreachable] = doc["unreachable"]
+        self.assertEqual((unreachable["flag"], unreachable["limit"]), ("--max-inode-usage", 0.3))
+        self.assertAlmostEqual(unreachable["floor"], floor, places=4)
+        self.assertEqual(doc["before"]["entries"], len(cache_entries(cache)))
+        self.assertEqual(doc["after"], doc["before"])
         self.assertEqual(tree_state(cache), before)
         code, out, _ = command("check", f"--cache.dir={cache}", "--max-inode-usage=0.3")
         self.assertEqual(code, 1, out)

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 namespace gocache::log {
 namespace {
@@ -55,6 +56,28 @@ TEST(RenderTest, Json) {
             "\"address\":\":9959\"}");
   EXPECT_EQ(Render(Format::kJson, kTs, Level::kError, "m", {}),
             "{\"ts\":\"2024-05-06T07:08:09.123Z\",\"level\":\"error\",\"msg\":\"m\"}");
+}
+
+// Numbers and booleans are JSON numbers and booleans, not strings; logfmt
+// writes them as they read.
+TEST(RenderTest, JsonNumbersAndBooleansAreBare) {
+  EXPECT_EQ(Render(Format::kJson, kTs, Level::kInfo, "listening",
+                   {{"ports", 19959},
+                    {"tls", false},
+                    {"basic_auth", true},
+                    {"bytes", uint64_t{18446744073709551615u}},
+                    {"ratio", 0.25},
+                    {"neg", -3},
+                    {"text", "19959"}}),
+            "{\"ts\":\"2024-05-06T07:08:09.123Z\",\"level\":\"info\",\"msg\":\"listening\","
+            "\"ports\":19959,\"tls\":false,\"basic_auth\":true,"
+            "\"bytes\":18446744073709551615,\"ratio\":0.25,\"neg\":-3,\"text\":\"19959\"}");
+  EXPECT_EQ(Render(Format::kLogfmt, kTs, Level::kInfo, "m", {{"ports", 19959}, {"tls", false}}),
+            "ts=2024-05-06T07:08:09.123Z level=info msg=m ports=19959 tls=false");
+  // A copy of a value keeps its digits.
+  const std::vector<Field> fields = {{"n", 12345}};
+  const Field copy = fields[0];
+  EXPECT_EQ(copy.second.text(), "12345");
 }
 
 TEST(RenderTest, JsonEscaping) {
