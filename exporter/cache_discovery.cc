@@ -1,7 +1,9 @@
 #include "exporter/cache_discovery.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <climits>
 #include <cstdlib>
 #include <filesystem>
 
@@ -57,9 +59,12 @@ std::vector<CacheDir> ParseGoEnv(const std::string& output) {
   return caches;
 }
 
-std::vector<CacheDir> DiscoverCaches(const std::vector<std::string>& cache_dirs,
-                                     const std::vector<std::string>& modcache_dirs,
-                                     std::chrono::milliseconds go_env_timeout) {
+namespace {
+
+// The configured directories, else go env's, else the defaults.
+std::vector<CacheDir> FindCaches(const std::vector<std::string>& cache_dirs,
+                                 const std::vector<std::string>& modcache_dirs,
+                                 std::chrono::milliseconds go_env_timeout) {
   if (!cache_dirs.empty() || !modcache_dirs.empty()) {
     std::vector<CacheDir> caches;
     for (const auto& dir : cache_dirs) caches.push_back({AbsolutePath(dir), CacheKind::kBuild});
@@ -82,6 +87,61 @@ std::vector<CacheDir> DiscoverCaches(const std::vector<std::string>& cache_dirs,
               {{"err", result.error}, {"stderr", result.error_head}});
   }
   return DefaultCaches(getenv);
+}
+
+// The real path of an existing directory, or none.
+std::optional<std::string> RealPath(const std::string& path) {
+  char resolved[PATH_MAX];
+  if (realpath(path.c_str(), resolved) == nullptr) return std::nullopt;
+  return std::string(resolved);
+}
+
+bool Inside(const std::string& inner, const std::string& outer) {
+  return inner.size() > outer.size() && inner.starts_with(outer) &&
+         (outer == "/" || inner[outer.size()] == '/');
+}
+
+bool SameDirectory(const std::string& a, const std::string& b) {
+  if (AbsolutePath(a) == AbsolutePath(b)) return true;
+  struct stat sa, sb;
+  return stat(a.c_str(), &sa) == 0 && stat(b.c_str(), &sb) == 0 && sa.st_dev == sb.st_dev &&
+         sa.st_ino == sb.st_ino;
+}
+
+}  // namespace
+
+std::optional<std::pair<size_t, size_t>> FindSameDirectory(const std::vector<std::string>& dirs) {
+  for (size_t i = 0; i < dirs.size(); ++i) {
+    for (size_t j = i + 1; j < dirs.size(); ++j) {
+      if (SameDirectory(dirs[i], dirs[j])) return std::make_pair(i, j);
+    }
+  }
+  return std::nullopt;
+}
+
+void MarkNestedCaches(std::vector<CacheDir>& caches) {
+  for (auto& outer : caches) {
+    const auto outer_real = RealPath(outer.path);
+    for (const auto& inner : caches) {
+      if (&inner == &outer) continue;
+      const auto inner_real = RealPath(inner.path);
+      if (!Inside(inner.path, outer.path) &&
+          !(outer_real && inner_real && Inside(*inner_real, *outer_real))) {
+        continue;
+      }
+      outer.nested.push_back(inner.path);
+      log::Info("cache inside another: watched once, not counted again in the outer one",
+                {{"path", inner.path}, {"inside", outer.path}});
+    }
+  }
+}
+
+std::vector<CacheDir> DiscoverCaches(const std::vector<std::string>& cache_dirs,
+                                     const std::vector<std::string>& modcache_dirs,
+                                     std::chrono::milliseconds go_env_timeout) {
+  auto caches = FindCaches(cache_dirs, modcache_dirs, go_env_timeout);
+  MarkNestedCaches(caches);
+  return caches;
 }
 
 }  // namespace gocache

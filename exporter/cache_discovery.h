@@ -4,7 +4,9 @@
 
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "collectors/common/cache_dir.h"
@@ -26,8 +28,19 @@ std::vector<CacheDir> ParseGoEnv(const std::string& output);
 // kept as given (the `path` label is the directory as configured).
 std::string AbsolutePath(const std::string& path);
 
+// Records in each cache the other caches that lie inside it (by path, or,
+// where both exist, by the real path), so that its scan leaves them to their
+// own, and logs each once.
+void MarkNestedCaches(std::vector<CacheDir>& caches);
+
+// Which two of the configured directories are the same one (by path, or,
+// where both exist, as the same directory): the indexes into cache_dirs
+// followed by modcache_dirs, or none.
+std::optional<std::pair<size_t, size_t>> FindSameDirectory(const std::vector<std::string>& dirs);
+
 // The configured directories when any are given; otherwise `go env` when a go
-// binary is on PATH (bounded by `go_env_timeout`), else the defaults.
+// binary is on PATH (bounded by `go_env_timeout`), else the defaults. Nested
+// caches are marked (MarkNestedCaches).
 std::vector<CacheDir> DiscoverCaches(const std::vector<std::string>& cache_dirs,
                                      const std::vector<std::string>& modcache_dirs,
                                      std::chrono::milliseconds go_env_timeout);

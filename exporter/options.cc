@@ -1,6 +1,7 @@
 #include "exporter/options.h"
 
 #include "collectors/all.h"
+#include "exporter/cache_discovery.h"
 #include "exporter/commands.h"
 #include "exporter/flag_values.h"
 #include "exporter/flags.h"
@@ -135,6 +136,18 @@ ParsedCommandLine ParseCommandLine(int argc, const char* const argv[]) {
   }
   for (const auto& dir : config.modcache_dirs) {
     if (dir.empty()) return UsageError("--modcache.dir must not be empty");
+  }
+  {
+    // One directory watched twice would expose every series twice.
+    std::vector<std::string> dirs = config.cache_dirs;
+    dirs.insert(dirs.end(), config.modcache_dirs.begin(), config.modcache_dirs.end());
+    if (const auto same = FindSameDirectory(dirs)) {
+      const auto flag = [&](size_t i) {
+        return (i < config.cache_dirs.size() ? "--cache.dir=" : "--modcache.dir=") + dirs[i];
+      };
+      return UsageError(flag(same->first) + " and " + flag(same->second) +
+                        " name the same directory: give it once");
+    }
   }
 
   const std::string level = f["log.level"].as<std::string>();

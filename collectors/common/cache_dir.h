@@ -3,6 +3,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace gocache {
 
@@ -15,6 +16,9 @@ inline std::string_view KindLabel(CacheKind kind) {
 struct CacheDir {
   std::string path;  // absolute, as configured (the `path` label)
   CacheKind kind;
+  // Other watched caches inside this one (a GOMODCACHE below the GOCACHE
+  // directory): their trees are theirs, not counted again in this one's.
+  std::vector<std::string> nested = {};
 };
 
 }  // namespace gocache

@@ -38,8 +38,9 @@ struct Tally {
 // One thread's depth-first walk: at most one open handle per level.
 class Walker {
  public:
-  Walker(ScanVisitor* visitor, dev_t device, const std::function<bool()>& stop)
-      : visitor_(visitor), device_(device), stop_(stop) {}
+  Walker(ScanVisitor* visitor, dev_t device, const std::function<bool()>& stop,
+         const std::vector<std::pair<dev_t, ino_t>>& excluded)
+      : visitor_(visitor), device_(device), stop_(stop), excluded_(excluded) {}
 
   // Reads one directory's entries; subdirectories are walked below it.
   // `depth` is the depth of the directory's entries.
@@ -74,6 +75,7 @@ class Walker {
         }
         type = S_ISDIR(status.st_mode) ? DT_DIR : DT_REG;
       }
+      if (type == DT_DIR && Excluded(status)) continue;  // another cache's tree
       ++tally_.inodes;
       if (type != DT_DIR) {
         if (visitor_) {
@@ -110,6 +112,13 @@ class Walker {
 
   Tally& tally() { return tally_; }
 
+  bool Excluded(const struct stat& status) const {
+    for (const auto& [dev, ino] : excluded_) {
+      if (status.st_dev == dev && status.st_ino == ino) return true;
+    }
+    return false;
+  }
+
   // Polls the stop callback until it first says stop, then remembers.
   bool Stopped() {
     if (!stopped_) stopped_ = stop_();
@@ -120,6 +129,7 @@ class Walker {
   ScanVisitor* visitor_;
   dev_t device_;
   const std::function<bool()>& stop_;
+  const std::vector<std::pair<dev_t, ino_t>>& excluded_;
   bool noatime_ = true;
   bool stopped_ = false;
   Tally tally_;
@@ -146,7 +156,7 @@ ScanResult ScanTree(const std::string& root, ScanVisitor* visitor,
 }
 
 ScanResult ScanTree(const std::string& root, const std::vector<ScanVisitor*>& visitors,
-                    const std::function<bool()>& stop) {
+                    const std::function<bool()>& stop, const std::vector<std::string>& excluded) {
   ScanResult result;
   result.started_unix = UnixNow();
   const auto start = std::chrono::steady_clock::now();
@@ -173,11 +183,20 @@ ScanResult ScanTree(const std::string& root, const std::vector<ScanVisitor*>& vi
     return finish();
   }
 
+  // Known by identity, not by name: found however the walk reaches them.
+  std::vector<std::pair<dev_t, ino_t>> excluded_ids;
+  for (const auto& path : excluded) {
+    struct stat st;
+    if (stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+      excluded_ids.emplace_back(st.st_dev, st.st_ino);
+    }
+  }
   const size_t threads = std::max<size_t>(1, visitors.size());
   std::vector<Walker> walkers;
   walkers.reserve(threads);
   for (size_t i = 0; i < threads; ++i) {
-    walkers.emplace_back(i < visitors.size() ? visitors[i] : nullptr, status.st_dev, stop);
+    walkers.emplace_back(i < visitors.size() ? visitors[i] : nullptr, status.st_dev, stop,
+                         excluded_ids);
   }
   result.root_readable = true;
   result.inodes = 1;

@@ -58,9 +58,12 @@ ScanResult ScanTree(const std::string& root, ScanVisitor* visitor,
 // The same walk on visitors.size() threads: the root's subdirectories (a
 // build cache's 256 shards) are shared out among them, and visitor i sees
 // only what thread i walks; the entries directly in the root go to visitor 0.
-// Null visitors only count.
+// Null visitors only count. The directories `excluded` names (absolute paths
+// below the root: other caches) are neither counted nor entered, as
+// `find ROOT -path EXCLUDED -prune -o -print` leaves them out.
 ScanResult ScanTree(const std::string& root, const std::vector<ScanVisitor*>& visitors,
-                    const std::function<bool()>& stop);
+                    const std::function<bool()>& stop,
+                    const std::vector<std::string>& excluded = {});
 
 // Opens with O_NOATIME where the kernel allows it (the caller owns the file
 // or has CAP_FOWNER), so that reading a cache does not even touch atimes;

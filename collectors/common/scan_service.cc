@@ -62,7 +62,8 @@ std::shared_ptr<ScanSnapshot> ScanService::ScanOne(CacheState& state, ScanDepth 
   auto snapshot = std::make_shared<ScanSnapshot>();
   const std::string& path = state.cache.path;
   if (depth != ScanDepth::kCensus) {
-    snapshot->walk = ScanTree(path, std::vector<ScanVisitor*>(threads, nullptr), stop);
+    snapshot->walk =
+        ScanTree(path, std::vector<ScanVisitor*>(threads, nullptr), stop, state.cache.nested);
   } else {
     std::vector<CensusVisitor> visitors;
     visitors.reserve(threads);
@@ -75,7 +76,7 @@ std::shared_ptr<ScanSnapshot> ScanService::ScanOne(CacheState& state, ScanDepth 
     }
     std::vector<ScanVisitor*> pointers;
     for (auto& v : visitors) pointers.push_back(&v);
-    snapshot->walk = ScanTree(path, pointers, stop);
+    snapshot->walk = ScanTree(path, pointers, stop, state.cache.nested);
     for (const auto& v : visitors) {
       snapshot->walk.errors += v.read_errors();
       if (snapshot->walk.first_error.empty()) snapshot->walk.first_error = v.first_read_error();

@@ -2,6 +2,7 @@
 serving where it can, and the affected collector reports success 0."""
 
 import os
+import shutil
 import socket
 import time
 
@@ -113,6 +114,51 @@ class BadInputTest(TempDirTest):
                 self.assertIn(want, err)
                 self.assertIn("--help", err)
                 self.assertEqual(r.stdout, b"")
+
+    def test_the_same_directory_twice_is_refused(self):
+        cache, _ = copy_go_cache(self.tmp)
+        link = os.path.join(self.tmp, "link")
+        os.symlink(cache, link)
+        for args, want in (
+                ((f"--cache.dir={cache}/", f"--cache.dir={cache}"),
+                 f"--cache.dir={cache}/ and --cache.dir={cache} name the same directory"),
+                ((f"--cache.dir={cache}", f"--modcache.dir={cache}"),
+                 f"--cache.dir={cache} and --modcache.dir={cache} name the same directory"),
+                ((f"--modcache.dir={link}", f"--cache.dir={cache}"),
+                 f"--cache.dir={cache} and --modcache.dir={link} name the same directory")):
+            with self.subTest(args=args):
+                r = run_exporter(*args, "--once")
+                self.assertEqual((r.returncode, r.stdout), (2, b""))
+                err = r.stderr.decode()
+                self.assertEqual(err.count("\n"), 1, err)
+                self.assertIn(want, err)
+
+    def test_a_cache_inside_another_is_counted_once(self):
+        # A GOMODCACHE below the GOCACHE directory: each tree counted once,
+        # the inner one as its own, the outer one without it.
+        cache, _ = copy_go_cache(self.tmp)
+        inner = os.path.join(cache, "mod")
+        download = os.path.join(inner, "cache", "download", "example.com", "m", "@v")
+        os.makedirs(download)
+        for name in ("list", "v1.0.0.info", "v1.0.0.mod", "v1.0.0.zip"):
+            with open(os.path.join(download, name), "w") as f:
+                f.write(name)
+        r = run_exporter("--once", f"--cache.dir={cache}", f"--modcache.dir={inner}")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        samples = parse_metrics(r.stdout.decode())
+        inner_count = find_count(inner)
+        self.assertEqual(value(samples, "gocache_dir_inodes", path=inner, kind="mod"), inner_count)
+        self.assertEqual(value(samples, "gocache_dir_inodes", path=cache, kind="build"),
+                         find_count(cache) - inner_count)
+        # Every file of the outer cache but the inner one's is counted by type.
+        outer_files = sum(len(files) for d, dirs, files in os.walk(cache)
+                          if not (d == inner or d.startswith(inner + os.sep)))
+        self.assertEqual(sum(value(samples, "gocache_entries", path=cache, type=t)
+                             for t in ("action", "output", "other")), outer_files)
+        self.assertEqual(value(samples, "gocache_entry_bytes", path=inner, type="other"),
+                         sum(len(n) for n in ("list", "v1.0.0.info", "v1.0.0.mod", "v1.0.0.zip")))
+        self.assertIn(f'msg="cache inside another: watched once, not counted again in the outer '
+                      f'one" path={inner} inside={cache}', r.stderr.decode())
 
     def test_help_and_version(self):
         r = run_exporter("--help")

@@ -8,10 +8,13 @@
 #include <utility>
 #include <vector>
 
+#include "tests/unit/temp_dir.h"
+
 namespace gocache {
 namespace {
 
 using namespace std::chrono_literals;
+using testing_util::TempDir;
 
 Getenv Env(std::map<std::string, std::string> vars) {
   return [vars = std::move(vars)](const std::string& name) {
@@ -114,6 +117,37 @@ TEST(DiscoverCachesTest, ConfiguredDirectoriesWin) {
   EXPECT_EQ(Flat(DiscoverCaches({"/b1", "rel/b2/"}, {"/m1"}, 100ms)),
             (Caches{{"/b1", "build"}, {Cwd() + "/rel/b2", "build"}, {"/m1", "mod"}}));
   EXPECT_EQ(Flat(DiscoverCaches({}, {"/m1"}, 100ms)), (Caches{{"/m1", "mod"}}));
+}
+
+TEST(FindSameDirectoryTest, ByPathAndByIdentity) {
+  EXPECT_FALSE(FindSameDirectory({"/a", "/b", "/a/b"}).has_value());
+  EXPECT_EQ(FindSameDirectory({"/a", "/b", "/a/"}), std::make_pair(size_t{0}, size_t{2}));
+  EXPECT_EQ(FindSameDirectory({"/x/./y", "/z", "/x/y//"}), std::make_pair(size_t{0}, size_t{2}));
+  TempDir tmp;
+  const std::string dir = tmp.MakeDir("cache");
+  const std::string link = tmp / "link";
+  std::filesystem::create_directory_symlink(dir, link);
+  EXPECT_EQ(FindSameDirectory({link, tmp.MakeDir("other"), dir}),
+            std::make_pair(size_t{0}, size_t{2}));
+}
+
+TEST(MarkNestedCachesTest, CachesInsideOthers) {
+  TempDir tmp;
+  const std::string build = tmp.MakeDir("go-build");
+  const std::string outside = tmp.MakeDir("elsewhere");
+  std::vector<CacheDir> caches = {{build, CacheKind::kBuild},
+                                  {build + "/mod", CacheKind::kMod},  // not there yet
+                                  {build + "-2", CacheKind::kBuild},  // a prefix, not inside
+                                  {outside, CacheKind::kMod}};
+  // Inside by its real path only.
+  std::filesystem::create_directory_symlink(outside, build + "/linked");
+  caches.push_back({build + "/linked/sub", CacheKind::kMod});
+  std::filesystem::create_directory(outside + "/sub");
+  MarkNestedCaches(caches);
+  EXPECT_EQ(caches[0].nested, (std::vector<std::string>{build + "/mod", build + "/linked/sub"}));
+  EXPECT_TRUE(caches[1].nested.empty());
+  EXPECT_TRUE(caches[2].nested.empty());
+  EXPECT_EQ(caches[3].nested, (std::vector<std::string>{build + "/linked/sub"}));
 }
 
 }  // namespace

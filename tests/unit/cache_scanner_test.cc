@@ -124,6 +124,47 @@ TEST(ScanTreeTest, CountsLikeFind) {
   EXPECT_GT(result.started_unix, 1.6e9);
 }
 
+// Another cache inside this one (a GOMODCACHE below the GOCACHE directory)
+// is left to its own scan: neither counted nor visited, however reached.
+TEST(ScanTreeTest, ExcludedDirectoriesAreNeitherCountedNorEntered) {
+  TempDir tmp;
+  Tree tree(tmp);
+  const std::string mod = tmp.MakeDir("cache/pkg/mod/cache/download");
+  tmp.WriteFile("cache/pkg/mod/cache/download/x.zip", "zip");
+  tmp.WriteFile("cache/pkg/mod/go.mod", "module m");
+  const std::string nested = tmp / "cache/pkg/mod";
+  const uint64_t mod_inodes = FindCount(nested);
+  ASSERT_EQ(mod_inodes, 5u);
+  // find ROOT -path NESTED -prune -o -print: the tree with pkg/ but not pkg/mod.
+  const uint64_t want = FindCount(tree.root) - mod_inodes;
+  ASSERT_EQ(want, Tree::kInodes + 1);
+
+  for (const size_t threads : {size_t{1}, size_t{3}}) {
+    SCOPED_TRACE(threads);
+    std::vector<RecordingVisitor> visitors(threads, RecordingVisitor(false));
+    std::vector<ScanVisitor*> pointers;
+    for (auto& v : visitors) pointers.push_back(&v);
+    const auto result = ScanTree(tree.root, pointers, kNeverStop, {nested});
+    EXPECT_EQ(result.inodes, want);
+    EXPECT_EQ(result.directories, Tree::kDirectories + 1);
+    EXPECT_EQ(result.errors, 0u) << result.first_error;
+    for (const auto& v : visitors) {
+      EXPECT_EQ(v.directories.count("mod"), 0u);
+      EXPECT_EQ(v.files.count("x.zip") + v.files.count("go.mod"), 0u);
+    }
+    // Named through a symbolic link, it is the same directory.
+    const std::string link = tmp / "mod-link";
+    std::filesystem::remove(link);
+    std::filesystem::create_directory_symlink(nested, link);
+    EXPECT_EQ(ScanTree(tree.root, pointers, kNeverStop, {link}).inodes, want);
+  }
+  // A path that does not exist excludes nothing.
+  EXPECT_EQ(
+      ScanTree(tree.root, std::vector<ScanVisitor*>{nullptr}, kNeverStop, {tmp / "cache/not-there"})
+          .inodes,
+      FindCount(tree.root));
+}
+
 TEST(ScanTreeTest, EmptyRootCountsItself) {
   TempDir tmp;
   const auto result = ScanTree(tmp.MakeDir("empty"), nullptr, kNeverStop);
