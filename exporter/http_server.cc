@@ -151,6 +151,11 @@ std::vector<int> HttpServer::ListeningPorts() const {
   return result;
 }
 
+bool HttpServer::ServesIpv6() {
+  constexpr unsigned kIpv6 = 8;  // CivetWeb's feature bit for USE_IPV6
+  return mg_check_feature(kIpv6) != 0;
+}
+
 int HttpServer::OnInitSsl(void* ssl_ctx, void* user_data) {
   // CivetWeb has loaded OpenSSL and made the context; it is ours to set up
   // (1), which main checked it can be before listening.
