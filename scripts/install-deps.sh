@@ -50,6 +50,7 @@ declare -A test_pkgs=(
   [/usr/bin/openssl]=openssl
   [/usr/bin/wrk]=wrk
   [/usr/bin/civetweb]=civetweb
+  [/usr/bin/mmdebstrap]=mmdebstrap
   [/usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a]=libclang-rt-14-dev
 )
 

@@ -556,6 +556,34 @@ class Prometheus(Process):
         return r.get("data", {}).get("activeTargets", []) if r.get("status") == "success" else []
 
 
+FIXTURES = "/var/tmp/gocache_exporter-test-fixtures"
+
+
+def debian_minbase():
+    """A Debian bookworm root (mmdebstrap --variant=minbase) as a tar file,
+    made from the mirrors apt uses on this machine (read from its sources at
+    run time), once, and shared by the tests that need a scratch Debian: the
+    deploy steps run in it, the container image is built on it. Remade when a
+    week old."""
+    tar = os.path.join(FIXTURES, "bookworm-minbase.tar")
+    if os.path.exists(tar) and time.time() - os.stat(tar).st_mtime < 7 * 86400:
+        return tar
+    os.makedirs(FIXTURES, exist_ok=True)
+    sources = [p for p in ["/etc/apt/sources.list"] + sorted(
+        os.path.join("/etc/apt/sources.list.d", n) for n in os.listdir("/etc/apt/sources.list.d")
+        if n.endswith((".list", ".sources"))) if os.path.isfile(p) and os.path.getsize(p) > 0]
+    if not sources:
+        raise AssertionError("apt has no sources to make a Debian root from")
+    part = tar + ".part"
+    r = subprocess.run([tool("mmdebstrap"), "--quiet", "--variant=minbase", "--format=tar",
+                        "bookworm", part,
+                        *sources], capture_output=True, text=True, timeout=1200)
+    if r.returncode != 0:
+        raise AssertionError(f"mmdebstrap failed:\n{r.stderr[-4000:]}")
+    os.replace(part, tar)
+    return tar
+
+
 class TempDirTest(unittest.TestCase):
     """A test with a fresh world-readable temporary directory in self.tmp."""
 

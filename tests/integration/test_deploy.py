@@ -16,7 +16,7 @@ import unittest
 
 import yaml
 
-from harness import EXPORTER, SOURCE_DIR, run_exporter, tool
+from harness import EXPORTER, SOURCE_DIR, TempDirTest, debian_minbase, run_exporter, tool
 
 DEPLOY = os.path.join(SOURCE_DIR, "deploy")
 DASHBOARD = os.path.join(SOURCE_DIR, "dashboards", "gocache-exporter.json")
@@ -198,12 +198,21 @@ class SystemdTest(unittest.TestCase):
             f.write(text.replace("/usr/local/bin/gocache_exporter", EXPORTER))
         return path
 
-    def test_units_verify(self):
+    def test_units_verify_as_shipped(self):
+        # The units as they are installed, with the binary where the README
+        # installs it: in a private mount namespace, /usr/local/bin is a
+        # tmpfs holding only the binary, so nothing on this machine changes.
+        installed = "/usr/local/bin/gocache_exporter"
         for unit in self.UNITS:
-            with self.subTest(unit=unit), tempfile.TemporaryDirectory() as tmp:
-                r = run(tool("systemd-analyze"), "verify", self.unit_for_this_build(unit, tmp))
+            with self.subTest(unit=unit):
+                r = run(tool("unshare"), "--mount", "--propagation=private", "sh", "-ec",
+                        'mount -t tmpfs -o mode=755 gocache-verify /usr/local/bin\n'
+                        'cp "$1" "$2"\n'
+                        'exec systemd-analyze verify "$3"', "sh", EXPORTER, installed, unit)
                 self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
                 self.assertEqual(r.stderr.strip(), "")
+        self.assertFalse(os.path.exists(installed) and
+                         os.path.samefile(installed, EXPORTER))
 
     def test_units_are_hardened(self):
         for unit in self.UNITS:
@@ -242,6 +251,64 @@ class SystemdTest(unittest.TestCase):
             # run_exporter also proves that the empty cache stays as it is.
             r = run_exporter(*args, "--once", timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr.decode())
+
+
+class CiInstallTest(TempDirTest):
+    """deploy/ci/README.md's install steps, as written, in a scratch Debian
+    root: they must make every user, group and directory they use."""
+
+    def steps(self):
+        with open(os.path.join(DEPLOY, "ci", "README.md")) as f:
+            text = f.read()
+        block = re.search(r"\n## Install\n.*?```sh\n(.*?)```", text, re.S).group(1)
+        lines = [line.split("  #")[0].rstrip() for line in block.splitlines()
+                 if line and not line.startswith("#")]  # less comments
+        self.assertTrue(all(line.startswith("sudo ") for line in lines), lines)
+        return [line[len("sudo "):] for line in lines]
+
+    def in_root(self, *cmd):
+        r = run("chroot", self.root, *cmd)
+        self.assertEqual(r.returncode, 0, f"{cmd}: {r.stdout}{r.stderr}")
+        return r.stdout
+
+    def test_install_steps_make_what_they_use(self):
+        self.root = os.path.join(self.tmp, "root")
+        os.mkdir(self.root)
+        r = run("tar", "-xf", debian_minbase(), "-C", self.root)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        shutil.copytree(DEPLOY, os.path.join(self.root, "src", "deploy"))
+        self.in_root("useradd", "--create-home", "runner")  # the CI's user, there already
+        steps = self.steps()
+        self.assertIn("systemd-sysusers gocache_exporter.conf", steps)
+        for attempt in ("first", "again"):  # safe to run twice
+            for step in steps:
+                with self.subTest(attempt=attempt, step=step):
+                    if step.startswith("systemd-sysusers "):
+                        # The root's files, by the host's systemd (minbase has none).
+                        r = run(tool("systemd-sysusers"), f"--root={self.root}",
+                                *step.split()[1:])
+                        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+                    else:
+                        self.in_root("sh", "-ec", f"cd /src && {step}")
+            user = self.in_root("getent", "passwd", "gocache-exporter").strip().split(":")
+            self.assertLess(int(user[2]), 1000, user)  # a system user
+            self.assertEqual(user[6], "/usr/sbin/nologin")
+            group = self.in_root("getent", "group", "gocache-ci").strip().split(":")
+            self.assertEqual(group[3].split(","), ["runner"])
+            self.assertIn("gocache-ci", self.in_root("id", "-nG", "runner").split())
+            st = self.in_root("stat", "-c", "%U %G %a", "/var/spool/gocache-traces").split()
+            self.assertEqual(st, ["gocache-exporter", "gocache-ci", "3775"])
+            self.assertEqual(self.in_root("stat", "-c", "%a", "/opt/gocache_exporter/ci/go"),
+                             "755\n")
+            with open(os.path.join(DEPLOY, "ci", "go"), "rb") as a, open(
+                    os.path.join(self.root, "opt/gocache_exporter/ci/go"), "rb") as b:
+                self.assertEqual(a.read(), b.read())
+        # A CI user can write into the spool; the exporter's user can rename there.
+        self.in_root("su", "runner", "-s", "/bin/sh", "-c",
+                     "touch /var/spool/gocache-traces/job.actiongraph.json")
+        self.in_root("setpriv", "--reuid=gocache-exporter", "--regid=gocache-exporter",
+                     "--init-groups", "mv", "/var/spool/gocache-traces/job.actiongraph.json",
+                     "/var/spool/gocache-traces/job.actiongraph.json.done")
 
 
 class KubernetesTest(unittest.TestCase):
