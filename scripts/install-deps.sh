@@ -51,6 +51,10 @@ declare -A test_pkgs=(
   [/usr/bin/wrk]=wrk
   [/usr/bin/civetweb]=civetweb
   [/usr/bin/mmdebstrap]=mmdebstrap
+  [/usr/bin/podman]=podman
+  [/usr/sbin/runc]=runc
+  [/usr/lib/cni/bridge]=containernetworking-plugins
+  [/usr/sbin/iptables]=iptables
   [/usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a]=libclang-rt-14-dev
 )
 

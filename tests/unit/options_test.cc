@@ -180,9 +180,17 @@ TEST(ParseCommandLineTest, ContradictingCollectorSwitches) {
 
 TEST(ParseCommandLineTest, RepeatedCacheDirAndCommas) {
   const auto parsed =
-      Parse({"--cache.dir", "/a", "--cache.dir", "/b,c", "--cache.dir=/d e", "--cache.dir=/a"});
+      Parse({"--cache.dir", "/a", "--cache.dir", "/b,c", "--cache.dir=/d e", "--cache.dir=/a/b"});
   ASSERT_TRUE(parsed.config.has_value()) << parsed.output;
-  EXPECT_EQ(parsed.config->cache_dirs, (std::vector<std::string>{"/a", "/b,c", "/d e", "/a"}));
+  EXPECT_EQ(parsed.config->cache_dirs, (std::vector<std::string>{"/a", "/b,c", "/d e", "/a/b"}));
+}
+
+// One directory watched twice would expose each of its series twice.
+TEST(ParseCommandLineTest, TheSameDirectoryTwiceIsAUsageError) {
+  ExpectUsageError(Parse({"--cache.dir=/a", "--cache.dir=/b", "--cache.dir=/a/"}),
+                   "--cache.dir=/a and --cache.dir=/a/ name the same directory");
+  ExpectUsageError(Parse({"--cache.dir=/x/./y", "--modcache.dir=/x/y"}),
+                   "--cache.dir=/x/./y and --modcache.dir=/x/y name the same directory");
 }
 
 TEST(ParseCommandLineTest, UnexpectedPositionalArgument) {
