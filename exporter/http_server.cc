@@ -101,10 +101,6 @@ HttpServer::HttpServer(const HttpServerOptions& options, const WebConfig& web,
       metrics_(std::move(metrics)),
       auth_(web.basic_auth_users),
       tls_(web.tls) {
-  if (tls_) {
-    std::string error;
-    if (!LoadCivetWebOpenSslStandIns(error)) throw std::runtime_error(error);
-  }
   // A trailing "s" makes a CivetWeb port speak TLS.
   const std::string ports = options.civet_ports + (tls_ ? "s" : "");
   const std::string threads = std::to_string(options.max_connections);
@@ -149,11 +145,6 @@ std::vector<int> HttpServer::ListeningPorts() const {
   std::vector<int> result;
   for (int i = 0; i < count; ++i) result.push_back(ports[i].port);
   return result;
-}
-
-bool HttpServer::ServesIpv6() {
-  constexpr unsigned kIpv6 = 8;  // CivetWeb's feature bit for USE_IPV6
-  return mg_check_feature(kIpv6) != 0;
 }
 
 int HttpServer::OnInitSsl(void* ssl_ctx, void* user_data) {

@@ -45,10 +45,6 @@ class HttpServer {
 
   std::vector<int> ListeningPorts() const;
 
-  // Whether the CivetWeb this binary runs with can listen on IPv6 addresses
-  // (Debian's libcivetweb 1.15 is built without).
-  static bool ServesIpv6();
-
  private:
   struct Response;
   static int OnRequest(mg_connection* conn);

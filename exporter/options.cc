@@ -5,7 +5,6 @@
 #include "exporter/commands.h"
 #include "exporter/flag_values.h"
 #include "exporter/flags.h"
-#include "exporter/http_server.h"
 #include "exporter/version.h"
 
 namespace gocache {
@@ -111,11 +110,6 @@ ParsedCommandLine ParseCommandLine(int argc, const char* const argv[]) {
   std::string error;
   auto ports = ListenAddressToCivetPorts(config.listen_address, error);
   if (!ports) return UsageError("--web.listen-address '" + config.listen_address + "': " + error);
-  if (config.listen_address.starts_with('[') && !HttpServer::ServesIpv6()) {
-    return UsageError("--web.listen-address '" + config.listen_address +
-                      "': this build cannot listen on IPv6 (its CivetWeb, Debian's libcivetweb, "
-                      "is built without IPv6); give an IPv4 address such as :9959");
-  }
   config.civet_ports = *ports;
 
   config.telemetry_path = f["web.telemetry-path"].as<std::string>();

@@ -1,19 +1,9 @@
 #include "exporter/tls.h"
 
-#include <dlfcn.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <cstdint>
-#include <cstring>
-
-// The stand-ins for libssl.so and libcrypto.so, linked in by the build (see
-// CMakeLists.txt and civetweb_libssl.cc).
-extern "C" const char gocache_civetweb_libssl_begin[], gocache_civetweb_libssl_end[];
-extern "C" const char gocache_civetweb_libcrypto_begin[], gocache_civetweb_libcrypto_end[];
 
 namespace gocache {
 namespace {
@@ -27,36 +17,6 @@ std::string OpenSslError() {
     reason = text;  // the last is the outermost
   }
   return reason.empty() ? "unknown error" : reason;
-}
-
-// Loads a shared library from bytes, through a memory file, so that no file
-// beside the binary has to be installed. It stays loaded.
-bool LoadLibraryFromMemory(const char* name, const char* begin, const char* end,
-                           std::string& error) {
-  const int fd = memfd_create(name, MFD_CLOEXEC);
-  if (fd < 0) {
-    error = std::string("memfd_create: ") + std::strerror(errno);
-    return false;
-  }
-  for (const char* data = begin; data < end;) {
-    const ssize_t n = write(fd, data, static_cast<size_t>(end - data));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      error = std::string("writing ") + name + ": " + std::strerror(errno);
-      close(fd);
-      return false;
-    }
-    data += n;
-  }
-  // The file stays open: the loader knows a library by the path it was
-  // loaded from, and would take a later /proc/self/fd/N for this one.
-  const std::string path = "/proc/self/fd/" + std::to_string(fd);
-  if (dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL) == nullptr) {
-    close(fd);
-    error = std::string("loading ") + name + ": " + dlerror();
-    return false;
-  }
-  return true;
 }
 
 constexpr uint64_t kNoDefaults = ~uint64_t{0};
@@ -76,19 +36,6 @@ int AcceptAnyCertificate(int, X509_STORE_CTX*) { return 1; }
 
 }  // namespace
 
-bool LoadCivetWebOpenSslStandIns(std::string& error) {
-  static bool loaded = false;
-  if (loaded) return true;
-  if (!LoadLibraryFromMemory("libcrypto.so", gocache_civetweb_libcrypto_begin,
-                             gocache_civetweb_libcrypto_end, error) ||
-      !LoadLibraryFromMemory("libssl.so", gocache_civetweb_libssl_begin,
-                             gocache_civetweb_libssl_end, error)) {
-    return false;
-  }
-  loaded = true;
-  return true;
-}
-
 bool CheckServerConfig(const TlsConfig& config, std::string& error) {
   SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
   if (ctx == nullptr) {
@@ -101,11 +48,11 @@ bool CheckServerConfig(const TlsConfig& config, std::string& error) {
 }
 
 bool ConfigureServerContext(SSL_CTX* ctx, const TlsConfig& config, std::string& error) {
-  // CivetWeb 1.15 sets option bits by OpenSSL 1.0's numbering, which mean
-  // other things in OpenSSL 3: among them SSL_OP_DISABLE_TLSEXT_CA_NAMES (the
-  // client CA names went out as an empty list, which Go's TLS rejects) and
-  // SSL_OP_NO_EXTENDED_MASTER_SECRET. Start again from the defaults of a new
-  // context.
+  // The context's options are ours, from the defaults of a new context, not
+  // whatever CivetWeb set before: a CivetWeb built for OpenSSL 1.x sets bits
+  // that mean other things in OpenSSL 3 (among them
+  // SSL_OP_DISABLE_TLSEXT_CA_NAMES: the client CA names went out as an empty
+  // list, which Go's TLS rejects).
   const uint64_t defaults = DefaultServerOptions();
   if (defaults == kNoDefaults) {
     error = "cannot set up TLS: " + OpenSslError();

@@ -16,11 +16,6 @@ namespace gocache {
 // `error` to one line naming the file or setting at fault.
 bool ConfigureServerContext(SSL_CTX* ctx, const TlsConfig& config, std::string& error);
 
-// Makes CivetWeb's run-time loading of libssl.so and libcrypto.so find
-// stand-ins, which fill a gap Debian's CivetWeb 1.15 has with OpenSSL 3 (see
-// civetweb_libssl.cc). Call before CivetWeb starts with a TLS port.
-bool LoadCivetWebOpenSslStandIns(std::string& error);
-
 // Whether a server context can be set up from `config`: run before the
 // exporter starts, so that a mistake is a usage error.
 bool CheckServerConfig(const TlsConfig& config, std::string& error);

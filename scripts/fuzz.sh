@@ -30,7 +30,8 @@ if ! command -v cmake >/dev/null || ! command -v ninja >/dev/null ||
   scripts/install-deps.sh
 fi
 
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
+  -DCMAKE_CXX_COMPILER=clang++ \
   -DGOCACHE_FUZZ=ON -DGOCACHE_TESTS=OFF >/dev/null
 cmake --build "$build" --target fuzz_targets -j "${FUZZ_JOBS:-2}"
 built=$SECONDS

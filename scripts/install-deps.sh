@@ -26,7 +26,7 @@ declare -A build_pkgs=(
   [/usr/bin/g++]=g++
   [/usr/bin/pkg-config]=pkg-config
   [/usr/include/prometheus/exposer.h]=prometheus-cpp-dev
-  [/usr/include/civetweb.h]=libcivetweb-dev
+  [/usr/bin/dpkg-source]=dpkg-dev
   [/usr/include/spdlog/spdlog.h]=libspdlog-dev
   [/usr/include/cxxopts.hpp]=libcxxopts-dev
   [/usr/include/zlib.h]=zlib1g-dev
@@ -105,4 +105,7 @@ if ((${#missing[@]})); then
   echo "install-deps: installing ${missing[*]}"
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# CivetWeb is built from Debian's source package (see fetch-civetweb.sh).
+"$(dirname "$0")/fetch-civetweb.sh"
 exit 0

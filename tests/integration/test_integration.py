@@ -3,10 +3,12 @@ scraped over HTTP, with every number checked against an independent tool."""
 
 import concurrent.futures
 import gzip
+import http.client
 import json
 import os
 import re
 import shlex
+import socket
 import subprocess
 import time
 import urllib.request
@@ -240,6 +242,55 @@ class JsonLogTest(TempDirTest):
                          (port, False, False))
         self.assertEqual([r["path"] for r in records if "does not exist" in r["msg"]], [missing])
         self.assertTrue(all(isinstance(r["ts"], str) and r["level"] == "info" for r in records))
+
+
+class Ipv6Test(TempDirTest):
+
+    def serve(self, address):
+        """(process, port) of the exporter listening at address, once it does."""
+        proc = subprocess.Popen([EXPORTER, f"--web.listen-address={address}",
+                                 f"--cache.dir={self.tmp}"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(self.stop, proc)
+        for line in proc.stderr:
+            m = re.search(r"msg=listening .*ports=(\d+)", line)
+            if m:
+                return proc, int(m.group(1))
+        self.fail(f"the exporter did not listen on {address}: exit {proc.wait(timeout=10)}")
+
+    @staticmethod
+    def stop(proc):
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+        proc.stderr.close()
+
+    def get(self, host, port):
+        conn = http.client.HTTPConnection(host, port, timeout=10)
+        try:
+            conn.request("GET", "/metrics")
+            r = conn.getresponse()
+            return r.status, r.read().decode()
+        finally:
+            conn.close()
+
+    def test_serves_ipv6(self):
+        for address, host in (("[::1]:0", "::1"), ("[::]:0", "::1")):
+            with self.subTest(address=address):
+                proc, port = self.serve(address)
+                status, text = self.get(host, port)
+                self.assertEqual(status, 200)
+                self.assertEqual(value(parse_metrics(text), "gocache_exporter_build_info"), 1)
+                # An IPv6 listener only: IPv4 clients need an IPv4 address.
+                with self.assertRaises(ConnectionRefusedError):
+                    socket.create_connection(("127.0.0.1", port), timeout=5).close()
+                proc.terminate()
+                self.assertEqual(proc.wait(timeout=10), 0)
+                self.stop(proc)
+        # A bracketed address that is not IPv6 is a usage error.
+        r = run_exporter("--web.listen-address=[127.0.0.1]:9959", "--once")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("invalid IPv6 address", r.stderr.decode())
 
 
 class ReadOnlyCheckTest(TempDirTest):

@@ -32,6 +32,15 @@ MAX_FILES = 3_000_000
 LINKS_PER_SOURCE = 10_000
 
 
+def executable(pid):
+    """The real path of a process's executable; None once it has exited (a
+    child of go list can end between the listing and this look)."""
+    try:
+        return os.path.realpath(os.readlink(f"/proc/{pid}/exe"))
+    except OSError:
+        return None
+
+
 def add_action_links(root, sources, start, count):
     """Adds `count` action entries, numbered from `start`, to the
     build-cache-shaped tree at root (256 shards): hard links to a few
@@ -368,7 +377,7 @@ class MidGoListTest(ShutdownAssertions, test_stale.StaleTest):
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:
                 processes = descendants(exporter.proc.pid)
-                listing = [p for p in processes if os.path.realpath(f"/proc/{p}/exe") == go]
+                listing = [p for p in processes if executable(p) == go]
                 if listing and process_age(listing[0]) > 1.0:
                     break
                 time.sleep(0.05)
