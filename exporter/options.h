@@ -1,4 +1,5 @@
-// The command line, as shared/DESIGN.md specifies it.
+// The command line: node_exporter-style flags (see the README's Flags table),
+// parsed and checked into a Config, with usage errors worded for exit 2.
 #pragma once
 
 #include <chrono>
