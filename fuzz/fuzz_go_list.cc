@@ -10,7 +10,7 @@
 #include <string>
 #include <string_view>
 
-#include "collectors/stale/stale_collector.h"
+#include "collectors/stale/go_list_parser.h"
 #include "fuzz/fuzz_check.h"
 
 namespace {

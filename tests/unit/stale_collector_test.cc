@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "collectors/stale/go_list_parser.h"
 #include "exporter/flags.h"
 
 namespace gocache::stale {
