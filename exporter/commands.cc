@@ -47,9 +47,13 @@ using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
 void Key(JsonWriter& w, std::string_view key) {
   w.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()));
 }
+// A string value: an array element, or after its key.
+void Element(JsonWriter& w, std::string_view value) {
+  w.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
+}
 void String(JsonWriter& w, std::string_view key, std::string_view value) {
   Key(w, key);
-  w.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
+  Element(w, value);
 }
 void Uint(JsonWriter& w, std::string_view key, uint64_t value) {
   Key(w, key);
@@ -212,7 +216,7 @@ int Check(int argc, char** argv) {
       w.StartArray();
       for (const auto& c : crossed) {
         text += "; " + c;
-        w.String(c.data(), static_cast<rapidjson::SizeType>(c.size()));
+        Element(w, c);
       }
       w.EndArray();
       crossed_any = crossed_any || !crossed.empty();
@@ -301,7 +305,7 @@ std::string TrimJson(const std::string& dir, const TrimResult& r, bool dry_run) 
   w.EndArray();
   Key(w, "errors");
   w.StartArray();
-  for (const auto& e : r.errors) w.String(e.data(), static_cast<rapidjson::SizeType>(e.size()));
+  for (const auto& e : r.errors) Element(w, e);
   w.EndArray();
   Bool(w, "bounds_met", r.bounds_met);
   w.EndObject();
