@@ -12,8 +12,8 @@
 #include <functional>
 #include <string>
 
-#include "collectors/common/scan_service.h"
-#include "collectors/common/subprocess.h"
+#include "base/subprocess.h"
+#include "cache/scan_service.h"
 
 namespace {
 

@@ -3,7 +3,7 @@
 
 #include <vector>
 
-#include "exporter/collector.h"
+#include "collectors/collector.h"
 
 namespace gocache {
 

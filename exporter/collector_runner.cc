@@ -4,7 +4,7 @@
 #include <exception>
 #include <mutex>
 
-#include "exporter/log.h"
+#include "base/log.h"
 
 namespace gocache {
 

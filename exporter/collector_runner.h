@@ -13,8 +13,8 @@
 #include <optional>
 #include <string>
 
-#include "exporter/collector.h"
-#include "exporter/worker.h"
+#include "base/worker.h"
+#include "collectors/collector.h"
 
 namespace gocache {
 

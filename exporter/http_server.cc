@@ -11,9 +11,9 @@
 #include <stdexcept>
 #include <string_view>
 
-#include "collectors/common/metric_family.h"
-#include "exporter/log.h"
-#include "exporter/version.h"
+#include "base/log.h"
+#include "base/version.h"
+#include "collectors/metric_family.h"
 
 namespace gocache {
 namespace {

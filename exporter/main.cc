@@ -12,17 +12,17 @@
 #include <memory>
 #include <string>
 
+#include "base/log.h"
+#include "base/subprocess.h"
+#include "base/version.h"
+#include "cache/cache_discovery.h"
+#include "cache/scan_service.h"
 #include "collectors/all.h"
-#include "collectors/common/scan_service.h"
-#include "collectors/common/subprocess.h"
-#include "exporter/cache_discovery.h"
-#include "exporter/commands.h"
+#include "commands/commands.h"
 #include "exporter/http_server.h"
-#include "exporter/log.h"
 #include "exporter/options.h"
 #include "exporter/scrape.h"
 #include "exporter/tls.h"
-#include "exporter/version.h"
 
 namespace gocache {
 namespace {

@@ -1,11 +1,11 @@
 #include "exporter/options.h"
 
+#include "base/flag_values.h"
+#include "base/flags.h"
+#include "base/version.h"
+#include "cache/cache_discovery.h"
 #include "collectors/all.h"
-#include "exporter/cache_discovery.h"
-#include "exporter/commands.h"
-#include "exporter/flag_values.h"
-#include "exporter/flags.h"
-#include "exporter/version.h"
+#include "commands/commands.h"
 
 namespace gocache {
 namespace {

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "exporter/log.h"
+#include "base/log.h"
 #include "exporter/web_config.h"
 
 namespace cxxopts {

@@ -1,7 +1,7 @@
 #include "exporter/scrape.h"
 
-#include "collectors/common/metric_family.h"
-#include "exporter/version.h"
+#include "base/version.h"
+#include "collectors/metric_family.h"
 
 namespace gocache {
 

@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "collectors/common/mountinfo.h"
+#include "cache/mountinfo.h"
 #include "fuzz/fuzz_check.h"
 
 namespace {

@@ -10,7 +10,7 @@
 #include <string_view>
 #include <system_error>
 
-#include "collectors/common/build_cache.h"
+#include "cache/build_cache.h"
 #include "fuzz/fuzz_check.h"
 
 namespace {

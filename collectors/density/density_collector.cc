@@ -2,8 +2,8 @@
 
 #include <cmath>
 
-#include "collectors/common/metric_family.h"
-#include "collectors/common/scan_service.h"
+#include "cache/scan_service.h"
+#include "collectors/metric_family.h"
 
 namespace gocache::density {
 

@@ -6,8 +6,8 @@
 
 #include <optional>
 
-#include "collectors/common/entry_census.h"
-#include "exporter/collector.h"
+#include "cache/entry_census.h"
+#include "collectors/collector.h"
 
 namespace gocache::density {
 

@@ -9,10 +9,10 @@
 #include <cstring>
 #include <map>
 
-#include "collectors/common/metric_family.h"
-#include "collectors/common/mountinfo.h"
-#include "collectors/common/scan_service.h"
-#include "exporter/log.h"
+#include "base/log.h"
+#include "cache/mountinfo.h"
+#include "cache/scan_service.h"
+#include "collectors/metric_family.h"
 
 namespace gocache::inode {
 

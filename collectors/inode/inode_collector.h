@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <optional>
 
-#include "exporter/collector.h"
+#include "collectors/collector.h"
 
 namespace gocache::inode {
 

@@ -4,13 +4,13 @@
 
 #include <chrono>
 
-#include "collectors/common/metric_family.h"
-#include "collectors/common/subprocess.h"
+#include "base/flag_values.h"
+#include "base/flags.h"
+#include "base/log.h"
+#include "base/subprocess.h"
+#include "cache/cache_discovery.h"
+#include "collectors/metric_family.h"
 #include "collectors/stale/go_list_parser.h"
-#include "exporter/cache_discovery.h"
-#include "exporter/flag_values.h"
-#include "exporter/flags.h"
-#include "exporter/log.h"
 
 namespace gocache::stale {
 namespace {

@@ -4,7 +4,7 @@
 // mtimes (see README: "The stale collector").
 #pragma once
 
-#include "exporter/collector.h"
+#include "collectors/collector.h"
 
 namespace gocache::stale {
 

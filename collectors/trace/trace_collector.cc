@@ -5,13 +5,13 @@
 #include <chrono>
 #include <memory>
 
+#include "base/flag_values.h"
+#include "base/flags.h"
+#include "base/log.h"
+#include "cache/cache_discovery.h"
 #include "collectors/trace/spool.h"
 #include "collectors/trace/trace_parser.h"
 #include "collectors/trace/trace_tally.h"
-#include "exporter/cache_discovery.h"
-#include "exporter/flag_values.h"
-#include "exporter/flags.h"
-#include "exporter/log.h"
 
 namespace gocache::trace {
 namespace {

@@ -3,7 +3,7 @@
 // -debug-trace) that CI jobs drop into spool directories.
 #pragma once
 
-#include "exporter/collector.h"
+#include "collectors/collector.h"
 
 namespace gocache::trace {
 

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <string>
 
-#include "collectors/common/metric_family.h"
+#include "collectors/metric_family.h"
 
 namespace gocache::trace {
 

@@ -57,7 +57,8 @@ size_t ModeIndexOfDescription(std::string_view description);
 enum class TraceFormat { kActionGraph, kChrome, kUnknown };
 std::string_view FormatName(TraceFormat format);
 
-// Latency buckets of METRICS.md, in seconds.
+// The latency histograms' bucket bounds, in seconds: 100 µs (a cache hit on
+// a warm page cache) to 60 s (a long link or test run).
 const std::vector<double>& LatencyBuckets();
 
 struct LatencyHistogram {
@@ -93,7 +94,8 @@ struct TraceTally {
   void Merge(const TraceTally& other);
 };
 
-// The trace section of METRICS.md. Families without samples are left out.
+// The trace collector's families (the README's metric table). Families without samples
+// are left out.
 std::vector<prometheus::MetricFamily> Render(const TraceTally& tally);
 
 }  // namespace gocache::trace

@@ -9,11 +9,11 @@
 #include <memory>
 #include <optional>
 
-#include "collectors/common/cache_trim.h"
-#include "collectors/common/metric_family.h"
-#include "exporter/flag_values.h"
-#include "exporter/flags.h"
-#include "exporter/log.h"
+#include "base/flag_values.h"
+#include "base/flags.h"
+#include "base/log.h"
+#include "cache/cache_trim.h"
+#include "collectors/metric_family.h"
 
 namespace gocache::trim {
 namespace {

@@ -5,7 +5,7 @@
 // Without those flags it does not run, and the exporter stays read-only.
 #pragma once
 
-#include "exporter/collector.h"
+#include "collectors/collector.h"
 
 namespace gocache::trim {
 

@@ -23,7 +23,7 @@ import time
 from harness import (Exporter, TempDirTest, go_binary, go_env, parse_metrics, promtool_check,
                      run_exporter)
 
-# Latency buckets of METRICS.md.
+# The latency histograms' bucket bounds, 100 µs to 60 s.
 BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
            2.5, 5, 10, 30, 60]
 # The action modes of the go command (cmd/go/internal/work and test); others are "other".

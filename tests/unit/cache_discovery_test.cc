@@ -1,4 +1,4 @@
-#include "exporter/cache_discovery.h"
+#include "cache/cache_discovery.h"
 
 #include <gtest/gtest.h>
 

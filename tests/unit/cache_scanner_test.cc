@@ -1,4 +1,4 @@
-#include "collectors/common/cache_scanner.h"
+#include "cache/cache_scanner.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>

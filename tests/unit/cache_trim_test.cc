@@ -1,4 +1,4 @@
-#include "collectors/common/cache_trim.h"
+#include "cache/cache_trim.h"
 
 #include <fcntl.h>
 #include <gmock/gmock.h>
@@ -29,7 +29,7 @@
 #include <utility>
 #include <vector>
 
-#include "collectors/common/build_cache.h"
+#include "cache/build_cache.h"
 #include "tests/unit/go_cache_files.h"
 #include "tests/unit/temp_dir.h"
 

@@ -11,7 +11,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include "collectors/common/metric_family.h"
+#include "collectors/metric_family.h"
 
 namespace gocache {
 namespace {

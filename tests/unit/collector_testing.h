@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "exporter/flags.h"
+#include "base/flags.h"
 
 namespace gocache::testing_util {
 

@@ -16,8 +16,8 @@
 #include <string>
 #include <vector>
 
-#include "collectors/common/scan_service.h"
-#include "exporter/flags.h"
+#include "base/flags.h"
+#include "cache/scan_service.h"
 #include "tests/unit/collector_testing.h"
 #include "tests/unit/temp_dir.h"
 

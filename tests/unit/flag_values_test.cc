@@ -1,4 +1,4 @@
-#include "exporter/flag_values.h"
+#include "base/flag_values.h"
 
 #include <gtest/gtest.h>
 

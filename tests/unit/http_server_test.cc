@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "exporter/version.h"
+#include "base/version.h"
 
 namespace gocache {
 namespace {

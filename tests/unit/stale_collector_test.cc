@@ -2,8 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "base/flags.h"
 #include "collectors/stale/go_list_parser.h"
-#include "exporter/flags.h"
 
 namespace gocache::stale {
 namespace {

@@ -1,4 +1,4 @@
-#include "collectors/common/subprocess.h"
+#include "base/subprocess.h"
 
 #include <gtest/gtest.h>
 #include <signal.h>

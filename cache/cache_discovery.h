@@ -9,7 +9,7 @@
 #include <utility>
 #include <vector>
 
-#include "collectors/common/cache_dir.h"
+#include "cache/cache_dir.h"
 
 namespace gocache {
 

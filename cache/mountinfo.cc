@@ -1,4 +1,4 @@
-#include "collectors/common/mountinfo.h"
+#include "cache/mountinfo.h"
 
 #include <cerrno>
 #include <cstring>

@@ -1,4 +1,4 @@
-#include "collectors/common/build_cache.h"
+#include "cache/build_cache.h"
 
 #include <limits>
 

@@ -1,4 +1,4 @@
-#include "collectors/common/metric_family.h"
+#include "collectors/metric_family.h"
 
 namespace gocache {
 

@@ -1,4 +1,4 @@
-#include "exporter/cache_discovery.h"
+#include "cache/cache_discovery.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -7,8 +7,8 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include "collectors/common/subprocess.h"
-#include "exporter/log.h"
+#include "base/log.h"
+#include "base/subprocess.h"
 
 namespace gocache {
 

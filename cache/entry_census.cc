@@ -1,4 +1,4 @@
-#include "collectors/common/entry_census.h"
+#include "cache/entry_census.h"
 
 #include <fcntl.h>
 #include <unistd.h>

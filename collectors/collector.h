@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "collectors/common/cache_dir.h"
-#include "collectors/common/scan_service.h"
+#include "cache/cache_dir.h"
+#include "cache/scan_service.h"
 
 namespace cxxopts {
 class Options;

@@ -11,10 +11,10 @@
 #include <optional>
 #include <vector>
 
-#include "collectors/common/cache_dir.h"
-#include "collectors/common/cache_scanner.h"
-#include "collectors/common/entry_census.h"
-#include "exporter/worker.h"
+#include "base/worker.h"
+#include "cache/cache_dir.h"
+#include "cache/cache_scanner.h"
+#include "cache/entry_census.h"
 
 namespace gocache {
 

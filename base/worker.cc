@@ -1,4 +1,4 @@
-#include "exporter/worker.h"
+#include "base/worker.h"
 
 namespace gocache {
 

@@ -1,4 +1,4 @@
-#include "collectors/common/cache_scanner.h"
+#include "cache/cache_scanner.h"
 
 #include <dirent.h>
 #include <fcntl.h>

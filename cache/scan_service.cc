@@ -1,4 +1,4 @@
-#include "collectors/common/scan_service.h"
+#include "cache/scan_service.h"
 
 #include <fcntl.h>
 #include <sys/resource.h>

@@ -1,4 +1,4 @@
-#include "exporter/commands.h"
+#include "commands/commands.h"
 
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -13,10 +13,10 @@
 #include <string>
 #include <vector>
 
-#include "collectors/common/cache_trim.h"
-#include "exporter/cache_discovery.h"
-#include "exporter/flag_values.h"
-#include "exporter/flags.h"
+#include "base/flag_values.h"
+#include "base/flags.h"
+#include "cache/cache_discovery.h"
+#include "cache/cache_trim.h"
 
 namespace gocache {
 namespace {

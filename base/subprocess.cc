@@ -1,4 +1,4 @@
-#include "collectors/common/subprocess.h"
+#include "base/subprocess.h"
 
 #include <fcntl.h>
 #include <poll.h>

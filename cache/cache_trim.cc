@@ -1,4 +1,4 @@
-#include "collectors/common/cache_trim.h"
+#include "cache/cache_trim.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -11,7 +11,7 @@
 #include <cstring>
 #include <memory>
 
-#include "collectors/common/build_cache.h"
+#include "cache/build_cache.h"
 
 namespace gocache {
 namespace {

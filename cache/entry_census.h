@@ -14,9 +14,9 @@
 #include <string>
 #include <vector>
 
-#include "collectors/common/build_cache.h"
-#include "collectors/common/cache_dir.h"
-#include "collectors/common/cache_scanner.h"
+#include "cache/build_cache.h"
+#include "cache/cache_dir.h"
+#include "cache/cache_scanner.h"
 
 namespace gocache {
 
