@@ -74,6 +74,28 @@ EntryType Classify(int shard, std::string_view name) {
   return suffix == 'a' ? EntryType::kAction : EntryType::kOutput;
 }
 
+std::optional<Id> DecodeHexId(std::string_view hex) {
+  if (hex.size() != kHexIdSize) return std::nullopt;
+  Id id;
+  for (size_t i = 0; i < id.size(); ++i) {
+    const int hi = AnyHexValue(hex[2 * i]), lo = AnyHexValue(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    id[i] = static_cast<uint8_t>(hi << 4 | lo);
+  }
+  return id;
+}
+
+std::string HexId(const Id& id) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string hex;
+  hex.reserve(kHexIdSize);
+  for (uint8_t b : id) {
+    hex += kDigits[b >> 4];
+    hex += kDigits[b & 15];
+  }
+  return hex;
+}
+
 uint64_t IdKey(std::string_view hex) {
   uint64_t key = 0;
   for (size_t i = 0; i < 16 && i < hex.size(); ++i) {

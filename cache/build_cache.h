@@ -3,8 +3,10 @@
 // and the trim command.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace gocache::buildcache {
@@ -22,6 +24,22 @@ constexpr int64_t kMtimeIntervalSeconds = 3600;
 // The go command trims entries unused for 5 days (cache.go: trimLimit +
 // mtimeInterval).
 constexpr int64_t kTrimCutoffSeconds = 5 * 24 * 3600 + kMtimeIntervalSeconds;
+
+// Whether an entry last used (mtime) at `mtime_ns` is past the go command's
+// trim cutoff at `now_ns`: its next trim would remove it.
+inline bool Trimmable(int64_t mtime_ns, int64_t now_ns) {
+  return mtime_ns < now_ns - kTrimCutoffSeconds * 1'000'000'000;
+}
+
+// An action or output ID: 32 bytes, 64 hex digits in file names and entries.
+using Id = std::array<uint8_t, kHexIdSize / 2>;
+
+// 64 hex digits as an ID, either case (encoding/hex accepts both); none for
+// anything else.
+std::optional<Id> DecodeHexId(std::string_view hex);
+
+// The ID as the go command writes it: 64 lowercase hex digits.
+std::string HexId(const Id& id);
 
 enum class EntryType { kAction, kOutput, kOther };
 

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/paths.h"
 #include "cache/cache_dir.h"
 
 namespace gocache {
@@ -23,10 +24,6 @@ std::vector<CacheDir> DefaultCaches(const Getenv& getenv);
 
 // Parses the output of `go env GOCACHE GOMODCACHE`.
 std::vector<CacheDir> ParseGoEnv(const std::string& output);
-
-// Absolute, without trailing slashes or "." components; symbolic links are
-// kept as given (the `path` label is the directory as configured).
-std::string AbsolutePath(const std::string& path);
 
 // Records in each cache the other caches that lie inside it (by path, or,
 // where both exist, by the real path), so that its scan leaves them to their

@@ -11,12 +11,14 @@
 #include <cstring>
 #include <memory>
 
+#include "base/file_time.h"
 #include "cache/build_cache.h"
+#include "cache/inode_usage.h"
 
 namespace gocache {
 namespace {
 
-using Id = std::array<uint8_t, 32>;
+using buildcache::Id;
 
 constexpr int kShards = 256;
 constexpr uint32_t kNoOutput = UINT32_MAX;
@@ -30,38 +32,7 @@ struct Entry {
   uint32_t output = kNoOutput;  // actions: index of the output they name, if present
 };
 
-// A hex digit that Classify() or ParseActionEntry() accepted (the go
-// command's hex.Decode takes either case).
-int HexValue(char c) {
-  if (c <= '9') return c - '0';
-  return c >= 'a' ? c - 'a' + 10 : c - 'A' + 10;
-}
-
-// 64 hex digits as bytes.
-Id IdOf(std::string_view hex) {
-  Id id;
-  for (size_t i = 0; i < id.size(); ++i) {
-    id[i] = static_cast<uint8_t>(HexValue(hex[2 * i]) << 4 | HexValue(hex[2 * i + 1]));
-  }
-  return id;
-}
-
-std::string NameOf(const Entry& e) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string name;
-  name.reserve(66);
-  for (uint8_t b : e.id) {
-    name += kHex[b >> 4];
-    name += kHex[b & 15];
-  }
-  return name + (e.action ? "-a" : "-d");
-}
-
-int64_t MtimeNs(const struct stat& st) {
-  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
-}
-
-std::string Describe(int err, const std::string& what) { return what + ": " + std::strerror(err); }
+std::string NameOf(const Entry& e) { return buildcache::HexId(e.id) + (e.action ? "-a" : "-d"); }
 
 // The shard directories, open, and the entries in them.
 class Listing {
@@ -77,7 +48,7 @@ class Listing {
     root_fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     struct stat st;
     if (root_fd < 0 || fstat(root_fd, &st) != 0) {
-      error = Describe(errno, dir);
+      error = DescribeErrno(errno, dir);
       return false;
     }
     device = st.st_dev;
@@ -87,7 +58,7 @@ class Listing {
   bool Statvfs(CacheUsage& usage, std::string& error) const {
     struct statvfs fs;
     if (fstatvfs(root_fd, &fs) != 0) {
-      error = Describe(errno, "statvfs");
+      error = DescribeErrno(errno, "statvfs");
       return false;
     }
     usage.files = fs.f_files;
@@ -106,7 +77,7 @@ class Listing {
       const int fd = openat(root_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (fd < 0) {
         if (errno != ENOENT && errno != ENOTDIR && errno != ELOOP) {
-          errors.push_back(Describe(errno, dir + "/" + name));
+          errors.push_back(DescribeErrno(errno, dir + "/" + name));
         }
         continue;
       }
@@ -137,7 +108,7 @@ class Listing {
     DIR* dir = list_fd >= 0 ? fdopendir(list_fd) : nullptr;
     if (dir == nullptr) {
       if (list_fd >= 0) close(list_fd);
-      errors.push_back(Describe(errno, path));
+      errors.push_back(DescribeErrno(errno, path));
       return;
     }
     const std::unique_ptr<DIR, int (*)(DIR*)> closer(dir, closedir);
@@ -148,8 +119,10 @@ class Listing {
       struct stat st;
       if (fstatat(shard_fds[shard], d->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
       if (!S_ISREG(st.st_mode)) continue;  // never a link, never anything but a file
-      Entry e{IdOf(name), MtimeNs(st), static_cast<uint64_t>(st.st_size),
-              static_cast<uint8_t>(shard), type == buildcache::EntryType::kAction};
+      // Classify() accepted the name: 64 hex digits.
+      Entry e{*buildcache::DecodeHexId(name.substr(0, buildcache::kHexIdSize)), MtimeNs(st),
+              static_cast<uint64_t>(st.st_size), static_cast<uint8_t>(shard),
+              type == buildcache::EntryType::kAction};
       if (e.action) ReadAction(shard, d->d_name);
       entries.push_back(e);
     }
@@ -174,8 +147,9 @@ class Listing {
       return;  // corrupt: an action alone
     }
     // "v1 <action id> <output id> ...": ParseActionEntry checked the hex.
-    pending_.push_back({entries.size(), IdOf(content.substr(3 + buildcache::kHexIdSize + 1,
-                                                            buildcache::kHexIdSize))});
+    pending_.push_back(
+        {entries.size(), *buildcache::DecodeHexId(content.substr(3 + buildcache::kHexIdSize + 1,
+                                                                 buildcache::kHexIdSize))});
   }
 
   void LinkOutputs() {
@@ -196,19 +170,15 @@ class Listing {
   std::vector<std::pair<size_t, Id>> pending_;
 };
 
-bool BoundsHold(const TrimBounds& bounds, uint64_t bytes, uint64_t used, uint64_t files) {
-  if (bounds.max_bytes && bytes > *bounds.max_bytes) return false;
-  if (bounds.max_inode_usage && files > 0 &&
-      static_cast<double>(used) / static_cast<double>(files) > *bounds.max_inode_usage) {
-    return false;
-  }
-  return true;
+// The inode usage with `used` inodes in use (never more than `files`).
+std::optional<double> UsageWith(uint64_t used, uint64_t files) {
+  return InodeUsageRatio(files, files - std::min(used, files));
 }
 
-int64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
+bool BoundsHold(const TrimBounds& bounds, uint64_t bytes, uint64_t used, uint64_t files) {
+  if (bounds.max_bytes && bytes > *bounds.max_bytes) return false;
+  const auto usage = UsageWith(used, files);
+  return !(bounds.max_inode_usage && usage && *usage > *bounds.max_inode_usage);
 }
 
 // The entry bytes and used inodes left as units are removed, in order: each
@@ -245,20 +215,17 @@ class Removal {
 };
 
 void Count(const std::vector<Entry>& entries, CacheUsage& usage) {
-  const int64_t cutoff = NowNs() - buildcache::kTrimCutoffSeconds * 1'000'000'000;
+  const int64_t now = NowNs();
   for (const Entry& e : entries) {
     ++usage.entries;
     usage.bytes += e.size;
-    if (e.mtime_ns < cutoff) ++usage.trimmable;
+    if (buildcache::Trimmable(e.mtime_ns, now)) ++usage.trimmable;
   }
 }
 
 }  // namespace
 
-std::optional<double> CacheUsage::inode_usage() const {
-  if (files == 0) return std::nullopt;
-  return static_cast<double>(used_files()) / static_cast<double>(files);
-}
+std::optional<double> CacheUsage::inode_usage() const { return InodeUsageRatio(files, files_free); }
 
 std::optional<CacheUsage> MeasureCache(const std::string& dir, bool count_entries,
                                        std::string& error) {
@@ -328,12 +295,12 @@ std::optional<TrimResult> TrimCache(const std::string& dir, const TrimBounds& bo
       }
     }
     const uint64_t files = result.before.files;
-    if (bounds.max_inode_usage && files > 0) {
-      const double floor = static_cast<double>(all.used()) / static_cast<double>(files);
-      if (floor <= *bounds.max_inode_usage) {
+    const auto floor = UsageWith(all.used(), files);
+    if (bounds.max_inode_usage && floor) {
+      if (*floor <= *bounds.max_inode_usage) {
         reachable.max_inode_usage = bounds.max_inode_usage;
       } else {
-        result.unreachable.push_back({TrimBound::kInodeUsage, *bounds.max_inode_usage, floor});
+        result.unreachable.push_back({TrimBound::kInodeUsage, *bounds.max_inode_usage, *floor});
       }
     }
   }
@@ -375,7 +342,7 @@ std::optional<TrimResult> TrimCache(const std::string& dir, const TrimBounds& bo
                              !S_ISREG(st.st_mode) || MtimeNs(st) != e.mtime_ns;
         if (changed || unlinkat(fd, name.c_str(), 0) != 0) {
           if (!changed && errno != ENOENT) {
-            result.errors.push_back(Describe(errno, dir + "/" + name));
+            result.errors.push_back(DescribeErrno(errno, dir + "/" + name));
           }
           ++result.skipped;
           if (e.action && e.output != kNoOutput) still_named[e.output] = true;

@@ -7,20 +7,12 @@
 #include <cerrno>
 #include <cstring>
 
+#include "base/file_time.h"
+
 namespace gocache {
 namespace {
 
 using buildcache::EntryType;
-
-constexpr int64_t kNanos = 1'000'000'000;
-
-int64_t MtimeNs(const struct stat& status) {
-  return static_cast<int64_t>(status.st_mtim.tv_sec) * kNanos + status.st_mtim.tv_nsec;
-}
-
-int64_t CtimeNs(const struct stat& status) {
-  return static_cast<int64_t>(status.st_ctim.tv_sec) * kNanos + status.st_ctim.tv_nsec;
-}
 
 size_t AgeBucket(double age) {
   size_t i = 0;
@@ -103,15 +95,14 @@ void CensusVisitor::OnFile(int dir_fd, std::string_view parent, std::string_view
 
   const int64_t mtime_ns = MtimeNs(*status);
   const int64_t age_ns = scan_start_ns_ - mtime_ns;
-  if (buildcache::TrimConsiders(name) &&
-      age_ns > buildcache::kTrimCutoffSeconds * kNanos) {  // mtime before the cutoff
+  if (buildcache::TrimConsiders(name) && buildcache::Trimmable(mtime_ns, scan_start_ns_)) {
     ++census_.trimmable_entries;
     census_.trimmable_bytes += size;
   }
   if (type == EntryType::kOther) return;
 
   ++census_.shard_entries[shard];
-  const double age = std::max<double>(0, static_cast<double>(age_ns) / kNanos);
+  const double age = std::max<double>(0, static_cast<double>(age_ns) / kNanosPerSecond);
   ++census_.age_counts[AgeBucket(age)];
   census_.age_sum_seconds += age;
   if (type == EntryType::kOutput) {

@@ -6,6 +6,8 @@
 
 #include <cerrno>
 
+#include "base/file_time.h"
+
 namespace gocache {
 namespace {
 
@@ -28,12 +30,6 @@ std::optional<int64_t> ReadTrimTime(const std::string& cache) {
   close(fd);
   if (got > kTrimFileMax) return std::nullopt;
   return buildcache::ParseTrimTime(std::string_view(buf, got));
-}
-
-int64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "cache/cache_dir.h"
@@ -38,11 +39,10 @@ class Collector {
   virtual CollectResult Update() = 0;
 };
 
-// Shared state a factory may use. Lives as long as the exporter.
+// Shared state a collector's maker may use. Lives as long as the exporter.
 struct CollectorContext {
   const std::vector<CacheDir>& caches;
   std::shared_ptr<const ScanService> scans;
-  const cxxopts::ParseResult& flags;
 };
 
 // When a collector runs: at every scrape (cheap work, bounded by the scrape
@@ -55,19 +55,28 @@ struct Schedule {
   std::chrono::milliseconds interval{0};
 };
 
+// A collector whose flags are parsed: when it runs, and how to make it from
+// its typed configuration (captured in `make`).
+struct ConfiguredCollector {
+  Schedule schedule;
+  // Empty when the configuration gives it nothing to do (no --stale.module,
+  // no --trace.dir): it then does not run and reports nothing.
+  std::function<std::unique_ptr<Collector>(const CollectorContext&)> make;
+};
+
+// What parsing a collector's flags gives: the configured collector, or a
+// usage error naming the flag (the exporter exits 2 with it).
+using Configured = std::variant<ConfiguredCollector, std::string>;
+
 struct CollectorInfo {
   std::string name;
   std::string help;
   bool enabled_by_default;
   // Adds the collector's own `--<name>.<option>` flags; may be empty.
   std::function<void(cxxopts::Options&)> add_flags;
-  // Checks the collector's flag values; returns an error message naming the
-  // flag, or an empty string.
-  std::function<std::string(const cxxopts::ParseResult&)> validate_flags;
-  std::function<Schedule(const cxxopts::ParseResult&)> schedule;
-  // Makes the collector; null when its flags give it nothing to do (it then
-  // does not run and reports nothing).
-  std::function<std::unique_ptr<Collector>(const CollectorContext&)> factory;
+  // Parses the collector's flags, once, whether or not it is enabled (a bad
+  // value is an error either way).
+  std::function<Configured(const cxxopts::ParseResult&)> configure;
   // What the collector reads from the shared background scans of the caches.
   ScanDepth scan_depth = ScanDepth::kNone;
 };

@@ -43,32 +43,29 @@ int Run(const Config& config) {
   }
   const auto caches = DiscoverCaches(config.cache_dirs, config.modcache_dirs, kGoEnvTimeout);
   log::Info("starting gocache_exporter", {{"version", kVersion}, {"revision", kRevision}});
+  for (const auto& flag : config.deprecated_flags) {
+    log::Warn("flag is deprecated", {{"flag", flag.given}, {"use", flag.replacement}});
+  }
   for (const auto& cache : caches) {
     log::Info("watching cache", {{"path", cache.path}, {"kind", KindLabel(cache.kind)}});
   }
 
-  std::vector<const CollectorInfo*> enabled;
   ScanDepth scan_depth = ScanDepth::kNone;
-  for (const auto& info : AllCollectors()) {
-    if (std::find(config.enabled_collectors.begin(), config.enabled_collectors.end(), info.name) !=
-        config.enabled_collectors.end()) {
-      enabled.push_back(&info);
-      scan_depth = std::max(scan_depth, info.scan_depth);
-    }
+  for (const auto& collector : config.collectors) {
+    scan_depth = std::max(scan_depth, collector.scan_depth);
   }
   const auto scans = std::make_shared<ScanService>(caches, config.scan_interval, scan_depth);
-  const CollectorContext context{caches, scans, *config.flags};
+  const CollectorContext context{caches, scans};
   std::vector<std::shared_ptr<CollectorRunner>> runners;
-  for (const CollectorInfo* collector : enabled) {
-    const CollectorInfo& info = *collector;
-    auto instance = info.factory(context);
-    if (!instance) {  // enabled, but its flags give it nothing to watch
-      log::Debug("collector has nothing to do", {{"collector", info.name}});
+  for (const auto& collector : config.collectors) {
+    if (!collector.configured.make) {  // enabled, but its flags give it nothing to watch
+      log::Debug("collector has nothing to do", {{"collector", collector.name}});
       continue;
     }
-    log::Info("enabled collector", {{"collector", info.name}});
-    runners.push_back(std::make_shared<CollectorRunner>(
-        info.name, std::move(instance), info.schedule(*config.flags), config.scrape_timeout));
+    log::Info("enabled collector", {{"collector", collector.name}});
+    runners.push_back(
+        std::make_shared<CollectorRunner>(collector.name, collector.configured.make(context),
+                                          collector.configured.schedule, config.scrape_timeout));
   }
   const auto scraper = std::make_shared<Scraper>(runners, config.scrape_timeout);
 

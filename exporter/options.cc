@@ -11,6 +11,8 @@ namespace gocache {
 namespace {
 
 constexpr const char* kProgram = "gocache_exporter";
+// Flags that still work under an old name; left out of --help.
+constexpr const char* kDeprecatedGroup = "deprecated";
 
 ParsedCommandLine UsageError(const std::string& message) {
   return {std::nullopt, 2,
@@ -51,8 +53,8 @@ cxxopts::Options MakeOptions() {
        cxxopts::value<std::vector<std::string>>())
       ("scrape.timeout", "How long a scrape waits for a collector that runs at scrape time.",
        cxxopts::value<std::string>()->default_value("5s"))
-      ("density.interval", "Pause between background scans of the cache trees (the density "
-       "metrics and gocache_dir_inodes come from them).",
+      ("scan.interval", "Pause between background scans of the cache trees (the inode, "
+       "density and trim collectors read them).",
        cxxopts::value<std::string>()->default_value("5m"))
       ("collector.disable-defaults", "Disable every collector not enabled explicitly.")
       ("once", "Run every enabled collector once, print the metrics to stdout and exit.")
@@ -62,6 +64,8 @@ cxxopts::Options MakeOptions() {
        cxxopts::value<std::string>()->default_value("logfmt"))
       ("version", "Print the version and exit.")
       ("h,help", "Print this help and exit.");
+  options.add_options(kDeprecatedGroup)
+      ("density.interval", "The old name of --scan.interval.", cxxopts::value<std::string>());
   // clang-format on
   for (const auto& info : AllCollectors()) {
     const std::string state = info.enabled_by_default ? "enabled" : "disabled";
@@ -97,7 +101,11 @@ ParsedCommandLine ParseCommandLine(int argc, const char* const argv[]) {
   }
   const auto& f = *flags;
   if (f.count("help")) {
-    return {std::nullopt, 0, options.help(options.groups()) + "\n" + CommandsHelp()};
+    std::vector<std::string> groups;
+    for (const auto& group : options.groups()) {
+      if (group != kDeprecatedGroup) groups.push_back(group);
+    }
+    return {std::nullopt, 0, options.help(groups) + "\n" + CommandsHelp()};
   }
   if (f.count("version")) return {std::nullopt, 0, VersionText()};
   if (!f.unmatched().empty()) {
@@ -105,7 +113,7 @@ ParsedCommandLine ParseCommandLine(int argc, const char* const argv[]) {
   }
 
   Config config;
-  config.flags = flags;
+  FlagReader read(f);
   config.listen_address = f["web.listen-address"].as<std::string>();
   std::string error;
   auto ports = ListenAddressToCivetPorts(config.listen_address, error);
@@ -159,13 +167,18 @@ ParsedCommandLine ParseCommandLine(int argc, const char* const argv[]) {
     return UsageError("--log.format '" + format + "': want logfmt or json");
   }
 
-  for (auto [flag, target] : {std::pair{"scrape.timeout", &config.scrape_timeout},
-                              std::pair{"density.interval", &config.scan_interval},
-                              std::pair{"web.request-timeout", &config.request_timeout}}) {
-    const auto duration = ParsePositiveDurationFlag(flag, f[flag].as<std::string>(), error);
-    if (!duration) return UsageError(error);
-    *target = *duration;
+  std::string scan_interval_flag = "scan.interval";
+  if (read.given("density.interval")) {
+    if (read.given("scan.interval")) {
+      return UsageError("--density.interval is the old name of --scan.interval: give one of them");
+    }
+    scan_interval_flag = "density.interval";
+    config.deprecated_flags.push_back({"--density.interval", "--scan.interval"});
   }
+  config.scrape_timeout = read.PositiveDuration("scrape.timeout");
+  config.scan_interval = read.PositiveDuration(scan_interval_flag);
+  config.request_timeout = read.PositiveDuration("web.request-timeout");
+  if (!read.ok()) return UsageError(read.error());
   config.once = f.count("once") > 0;
 
   const bool defaults = f.count("collector.disable-defaults") == 0;
@@ -178,10 +191,12 @@ ParsedCommandLine ParseCommandLine(int argc, const char* const argv[]) {
     bool enabled = defaults && info.enabled_by_default;
     if (f.count(on)) enabled = f[on].as<bool>();
     if (f.count(off)) enabled = false;
-    if (info.validate_flags) {
-      if (auto message = info.validate_flags(f); !message.empty()) return UsageError(message);
+    auto configured = info.configure(f);
+    if (const auto* message = std::get_if<std::string>(&configured)) return UsageError(*message);
+    if (enabled) {
+      config.collectors.push_back(
+          {info.name, std::get<ConfiguredCollector>(std::move(configured)), info.scan_depth});
     }
-    if (enabled) config.enabled_collectors.push_back(info.name);
   }
   return {std::move(config), 0, ""};
 }

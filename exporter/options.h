@@ -9,13 +9,22 @@
 #include <vector>
 
 #include "base/log.h"
+#include "collectors/collector.h"
 #include "exporter/web_config.h"
 
-namespace cxxopts {
-class ParseResult;
-}
-
 namespace gocache {
+
+// An enabled collector, its flags parsed.
+struct EnabledCollector {
+  std::string name;
+  ConfiguredCollector configured;
+  ScanDepth scan_depth;
+};
+
+// A flag given by a name that is going away, for one line in the log.
+struct DeprecatedFlag {
+  std::string given, replacement;
+};
 
 struct Config {
   std::string listen_address;  // as given, for logs
@@ -31,9 +40,8 @@ struct Config {
   bool once = false;
   std::chrono::milliseconds scrape_timeout{0};
   std::chrono::milliseconds scan_interval{0};
-  std::vector<std::string> enabled_collectors;
-  // Every flag, for the collectors' own options.
-  std::shared_ptr<const cxxopts::ParseResult> flags;
+  std::vector<EnabledCollector> collectors;  // in exposition order
+  std::vector<DeprecatedFlag> deprecated_flags;
 };
 
 // Either a configuration to run with, or what to print and the exit status:

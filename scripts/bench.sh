@@ -42,7 +42,7 @@ echo "== scan throughput (page cache warm)"
 "$build/bench_scan" "$work/big" 3
 
 start_exporter() {  # DIR LOG; sets $port
-  "$build/gocache_exporter" --web.listen-address=127.0.0.1:0 --cache.dir="$1" --density.interval=1ms \
+  "$build/gocache_exporter" --web.listen-address=127.0.0.1:0 --cache.dir="$1" --scan.interval=1ms \
     >/dev/null 2>"$2" &
   pids+=($!)
   for _ in $(seq 100); do
@@ -79,7 +79,7 @@ printf '%-32s %10s %10s\n' "empty" "$empty_p50" "$empty_p99"
 awk -v a="$big_p50" -v b="$empty_p50" 'BEGIN {printf "p50 ratio big/empty: %.2f\n", a/b}'
 
 echo "== exporter peak RSS over repeated scans of the $entries-entry cache"
-sleep 10  # several more full rescans at --density.interval=1ms
+sleep 10  # several more full rescans at --scan.interval=1ms
 awk '/VmHWM|VmRSS/ {printf "%s %.1f MiB\n", $1, $2 / 1024}' "/proc/${pids[0]}/status"
 # Both exporters rescan without a pause: stop them before the next sections.
 kill "${pids[@]}"

@@ -18,7 +18,7 @@
 #   DURATION        seconds of load (default 30)
 #   CONNECTIONS     wrk connections (default 50)
 #   THREADS         wrk threads (default 2)
-#   INTERVAL        the exporter's --density.interval (default 1ms: rescans
+#   INTERVAL        the exporter's --scan.interval (default 1ms: rescans
 #                   back to back)
 #   BENCH_CACHE     an existing cache tree to use instead of generating one
 #   BENCH_DATA_DIR  where to keep the generated tree for later runs
@@ -115,7 +115,7 @@ cache=$(cd "$cache" && pwd -P)  # the path label the exporter reports
 
 # --- the exporter --------------------------------------------------------------
 log=$work/exporter.log
-"$exporter" --web.listen-address=127.0.0.1:0 --cache.dir="$cache" --density.interval="$interval" \
+"$exporter" --web.listen-address=127.0.0.1:0 --cache.dir="$cache" --scan.interval="$interval" \
   >/dev/null 2>"$log" &
 exporter_pid=$!
 port=
@@ -133,7 +133,7 @@ fi
 url=http://127.0.0.1:$port/metrics
 scan_line="gocache_scan_duration_seconds{path=\"$cache\"}"
 
-echo "== waiting for the first scan (exporter pid $exporter_pid, port $port, --density.interval=$interval)"
+echo "== waiting for the first scan (exporter pid $exporter_pid, port $port, --scan.interval=$interval)"
 t0=$EPOCHREALTIME
 scanned=
 for _ in $(seq 1200); do  # at most 10 minutes

@@ -180,10 +180,13 @@ CollectorInfo Info() {
       .help = "entry types, shard spread, slack, broken and trimmable entries of each build cache",
       .enabled_by_default = true,
       .add_flags = nullptr,
-      .validate_flags = nullptr,
-      .schedule = [](const cxxopts::ParseResult&) { return Schedule::AtScrape(); },
-      .factory = [](const CollectorContext& context) -> std::unique_ptr<Collector> {
-        return std::make_unique<DensityCollector>(context);
+      // No flags of its own: it renders the latest background scan.
+      .configure = [](const cxxopts::ParseResult&) -> Configured {
+        return ConfiguredCollector{
+            Schedule::AtScrape(),
+            [](const CollectorContext& context) -> std::unique_ptr<Collector> {
+              return std::make_unique<DensityCollector>(context);
+            }};
       },
       .scan_depth = ScanDepth::kCensus,
   };

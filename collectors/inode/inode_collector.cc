@@ -10,16 +10,12 @@
 #include <map>
 
 #include "base/log.h"
+#include "cache/inode_usage.h"
 #include "cache/mountinfo.h"
 #include "cache/scan_service.h"
 #include "collectors/metric_family.h"
 
 namespace gocache::inode {
-
-std::optional<double> InodeUsageRatio(uint64_t files, uint64_t files_free) {
-  if (files == 0 || files_free > files) return std::nullopt;
-  return static_cast<double>(files - files_free) / static_cast<double>(files);
-}
 
 std::optional<double> InodeShareRatio(uint64_t dir_inodes, uint64_t files, uint64_t files_free) {
   if (files_free >= files) return std::nullopt;
@@ -204,10 +200,13 @@ CollectorInfo Info() {
       .help = "inode and space usage of the filesystem under each cache",
       .enabled_by_default = true,
       .add_flags = nullptr,
-      .validate_flags = nullptr,
-      .schedule = [](const cxxopts::ParseResult&) { return Schedule::AtScrape(); },
-      .factory = [](const CollectorContext& context) -> std::unique_ptr<Collector> {
-        return std::make_unique<InodeCollector>(context);
+      // No flags of its own: it renders the latest background scan.
+      .configure = [](const cxxopts::ParseResult&) -> Configured {
+        return ConfiguredCollector{
+            Schedule::AtScrape(),
+            [](const CollectorContext& context) -> std::unique_ptr<Collector> {
+              return std::make_unique<InodeCollector>(context);
+            }};
       },
       .scan_depth = ScanDepth::kCount,
   };

@@ -12,10 +12,6 @@ namespace gocache::inode {
 
 CollectorInfo Info();
 
-// (files - files_free) / files, as `df -i` shows IUse%; none when the
-// filesystem has no fixed inode table (files == 0, as on btrfs).
-std::optional<double> InodeUsageRatio(uint64_t files, uint64_t files_free);
-
 // The cache tree's share of its filesystem's used inodes; none when no inode
 // is in use (or reported).
 std::optional<double> InodeShareRatio(uint64_t dir_inodes, uint64_t files, uint64_t files_free);

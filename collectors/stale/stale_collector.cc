@@ -4,11 +4,9 @@
 
 #include <chrono>
 
-#include "base/flag_values.h"
 #include "base/flags.h"
 #include "base/log.h"
 #include "base/subprocess.h"
-#include "cache/cache_discovery.h"
 #include "collectors/metric_family.h"
 #include "collectors/stale/go_list_parser.h"
 
@@ -239,21 +237,36 @@ class StaleCollector final : public Collector {
   Target host_;
 };
 
-std::string ValidateFlags(const cxxopts::ParseResult& flags) {
-  for (const auto& text : RepeatedFlag(flags, "stale.target")) {
+Configured Configure(const cxxopts::ParseResult& flags) {
+  FlagReader read(flags);
+  Config config;
+  config.modules = read.Paths("stale.module");
+  for (const auto& text : read.Repeated("stale.target")) {
     Target target;
     if (!ParseTarget(text, target)) {
-      return "--stale.target '" + text + "': want GOOS/GOARCH, such as linux/arm64";
+      read.Fail("--stale.target '" + text + "': want GOOS/GOARCH, such as linux/arm64");
     }
+    config.targets.push_back(target);
   }
-  for (const char* name : {"stale.interval", "stale.timeout"}) {
-    std::string error;
-    if (!ParsePositiveDurationFlag(name, flags[name].as<std::string>(), error)) return error;
+  config.go = read.Text("stale.go");
+  const auto interval = read.PositiveDuration("stale.interval");
+  config.timeout = read.PositiveDuration("stale.timeout");
+  config.allow_mtime_refresh = read.given("stale.allow-mtime-refresh");
+  if (!read.ok()) return read.error();
+  ConfiguredCollector configured{Schedule::Every(interval), nullptr};
+  if (!config.modules.empty()) {  // else nothing to check
+    configured.make = [config](const CollectorContext& context) -> std::unique_ptr<Collector> {
+      Config with_caches = config;
+      for (const auto& cache : context.caches) {
+        with_caches.read_only.push_back(cache.path);
+        if (cache.kind == CacheKind::kBuild && with_caches.gocache.empty()) {
+          with_caches.gocache = cache.path;
+        }
+      }
+      return std::make_unique<StaleCollector>(std::move(with_caches));
+    };
   }
-  for (const auto& module : RepeatedFlag(flags, "stale.module")) {
-    if (module.empty()) return "--stale.module must not be empty";
-  }
-  return "";
+  return configured;
 }
 
 }  // namespace
@@ -281,34 +294,7 @@ CollectorInfo Info() {
                  "Run go list even where it cannot be kept from refreshing cache mtimes.");
             // clang-format on
           },
-      .validate_flags = ValidateFlags,
-      .schedule =
-          [](const cxxopts::ParseResult& flags) {
-            return Schedule::Every(*ParseDuration(flags["stale.interval"].as<std::string>()));
-          },
-      .factory = [](const CollectorContext& context) -> std::unique_ptr<Collector> {
-        const auto& flags = context.flags;
-        Config config;
-        for (const auto& module : RepeatedFlag(flags, "stale.module")) {
-          config.modules.push_back(AbsolutePath(module));
-        }
-        if (config.modules.empty()) return nullptr;  // nothing to check
-        for (const auto& text : RepeatedFlag(flags, "stale.target")) {
-          Target target;
-          ParseTarget(text, target);
-          config.targets.push_back(target);
-        }
-        if (flags.count("stale.go")) config.go = flags["stale.go"].as<std::string>();
-        config.timeout = *ParseDuration(flags["stale.timeout"].as<std::string>());
-        config.allow_mtime_refresh = flags.count("stale.allow-mtime-refresh") > 0;
-        for (const auto& cache : context.caches) {
-          config.read_only.push_back(cache.path);
-          if (cache.kind == CacheKind::kBuild && config.gocache.empty()) {
-            config.gocache = cache.path;
-          }
-        }
-        return std::make_unique<StaleCollector>(std::move(config));
-      },
+      .configure = Configure,
       .scan_depth = ScanDepth::kNone,
   };
 }

@@ -9,6 +9,8 @@
 #include <cstring>
 #include <memory>
 
+#include "base/file_time.h"
+
 namespace gocache::trace {
 namespace {
 
@@ -17,14 +19,6 @@ constexpr auto kStuckRetry = std::chrono::minutes(1);
 bool EndsWith(const std::string& s, std::string_view suffix) {
   return s.size() >= suffix.size() &&
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-// "<what>: <error>", where `err` is an errno value saved before `what` was
-// built (building a string may change errno).
-std::string Describe(int err, const std::string& what) { return what + ": " + std::strerror(err); }
-
-int64_t MtimeNs(const struct stat& st) {
-  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
 }
 
 // Whether another process has the file open for writing: a read lease is
@@ -99,7 +93,7 @@ void Spool::ScanDir(size_t index, Clock::time_point now, std::vector<SpoolFile>&
   d.fd = open(d.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (d.fd < 0) {
     const int err = errno;
-    problems.push_back(Describe(err, "trace spool " + d.dir));
+    problems.push_back(DescribeErrno(err, "trace spool " + d.dir));
     return;
   }
   if (inotify_fd_ >= 0) {
@@ -112,7 +106,7 @@ void Spool::ScanDir(size_t index, Clock::time_point now, std::vector<SpoolFile>&
   if (listing == nullptr) {
     if (list_fd >= 0) close(list_fd);
     const int err = errno;
-    problems.push_back(Describe(err, "trace spool " + d.dir));
+    problems.push_back(DescribeErrno(err, "trace spool " + d.dir));
     return;
   }
   const std::unique_ptr<DIR, int (*)(DIR*)> closer(listing, closedir);
@@ -121,7 +115,7 @@ void Spool::ScanDir(size_t index, Clock::time_point now, std::vector<SpoolFile>&
     const struct dirent* entry = readdir(listing);
     if (entry == nullptr) {
       if (const int err = errno; err != 0) {
-        problems.push_back(Describe(err, "reading trace spool " + d.dir));
+        problems.push_back(DescribeErrno(err, "reading trace spool " + d.dir));
       }
       break;
     }
@@ -182,8 +176,8 @@ bool Spool::Finish(const SpoolFile& file, bool used, std::vector<std::string>& p
   // Gone: another reader of the spool (a second exporter) took it first.
   if (err == ENOENT) return false;
   const std::string problem =
-      Describe(err, (remove ? "cannot delete trace file " : "cannot rename trace file ") + d.dir +
-                        "/" + file.name + (remove ? "" : " to " + to));
+      DescribeErrno(err, (remove ? "cannot delete trace file " : "cannot rename trace file ") +
+                             d.dir + "/" + file.name + (remove ? "" : " to " + to));
   problems.push_back(problem);
   stuck_[{file.st.st_dev, file.st.st_ino, MtimeNs(file.st), file.st.st_size}] = {
       problem + " (it is not counted until it can be; tried again every minute)", Clock::now()};

@@ -5,10 +5,8 @@
 #include <chrono>
 #include <memory>
 
-#include "base/flag_values.h"
 #include "base/flags.h"
 #include "base/log.h"
-#include "cache/cache_discovery.h"
 #include "collectors/trace/spool.h"
 #include "collectors/trace/trace_parser.h"
 #include "collectors/trace/trace_tally.h"
@@ -91,23 +89,26 @@ class TraceCollector : public Collector {
   TraceTally tally_;  // since the exporter started
 };
 
-std::string ValidateFlags(const cxxopts::ParseResult& flags) {
-  for (const auto& dir : RepeatedFlag(flags, "trace.dir")) {
-    if (dir.empty()) return "--trace.dir must not be empty";
+Configured Configure(const cxxopts::ParseResult& flags) {
+  FlagReader read(flags);
+  Config config;
+  config.dirs = read.Paths("trace.dir");
+  config.settle = read.PositiveDuration("trace.settle");
+  config.max_file_bytes = read.PositiveSize("trace.max-file-bytes");
+  const std::string on_done = read.Text("trace.on-done");
+  if (on_done == "delete") {
+    config.on_done = OnDone::kDelete;
+  } else if (on_done != "rename") {
+    read.Fail("--trace.on-done '" + on_done + "': want rename or delete");
   }
-  std::string error;
-  if (!ParsePositiveDurationFlag("trace.settle", flags["trace.settle"].as<std::string>(), error)) {
-    return error;
+  if (!read.ok()) return read.error();
+  ConfiguredCollector configured{Schedule::Every(kPollInterval), nullptr};
+  if (!config.dirs.empty()) {  // else nothing to watch
+    configured.make = [config](const CollectorContext&) -> std::unique_ptr<Collector> {
+      return std::make_unique<TraceCollector>(config);
+    };
   }
-  if (!ParsePositiveSizeFlag("trace.max-file-bytes",
-                             flags["trace.max-file-bytes"].as<std::string>(), error)) {
-    return error;
-  }
-  const auto on_done = flags["trace.on-done"].as<std::string>();
-  if (on_done != "rename" && on_done != "delete") {
-    return "--trace.on-done '" + on_done + "': want rename or delete";
-  }
-  return "";
+  return configured;
 }
 
 }  // namespace
@@ -133,21 +134,7 @@ CollectorInfo Info() {
                  cxxopts::value<std::string>()->default_value("256MiB"));
             // clang-format on
           },
-      .validate_flags = ValidateFlags,
-      .schedule = [](const cxxopts::ParseResult&) { return Schedule::Every(kPollInterval); },
-      .factory = [](const CollectorContext& context) -> std::unique_ptr<Collector> {
-        const auto& flags = context.flags;
-        Config config;
-        for (const auto& dir : RepeatedFlag(flags, "trace.dir")) {
-          config.dirs.push_back(AbsolutePath(dir));
-        }
-        if (config.dirs.empty()) return nullptr;  // nothing to watch
-        config.settle = *ParseDuration(flags["trace.settle"].as<std::string>());
-        config.on_done = flags["trace.on-done"].as<std::string>() == "delete" ? OnDone::kDelete
-                                                                              : OnDone::kRename;
-        config.max_file_bytes = *ParseSize(flags["trace.max-file-bytes"].as<std::string>());
-        return std::make_unique<TraceCollector>(std::move(config));
-      },
+      .configure = Configure,
       .scan_depth = ScanDepth::kNone,
   };
 }

@@ -9,7 +9,6 @@
 #include <memory>
 #include <optional>
 
-#include "base/flag_values.h"
 #include "base/flags.h"
 #include "base/log.h"
 #include "cache/cache_trim.h"
@@ -177,29 +176,28 @@ class TrimCollector : public Collector {
   std::map<std::string, CacheTrims> trims_;
 };
 
-std::string ValidateFlags(const cxxopts::ParseResult& flags) {
-  std::string error;
-  if (flags.count("trim.auto-inode-usage") &&
-      !ParseRatioFlag("trim.auto-inode-usage", flags["trim.auto-inode-usage"].as<std::string>(),
-                      true, error)) {
-    return error;
+Configured Configure(const cxxopts::ParseResult& flags) {
+  FlagReader read(flags);
+  Config config;
+  config.trigger_inode_usage = read.OptionalRatio("trim.auto-inode-usage", true);
+  config.trigger_bytes = read.OptionalPositiveSize("trim.auto-bytes");
+  config.target_fraction = read.Ratio("trim.target-fraction", false);
+  config.min_interval = read.PositiveDuration("trim.min-interval");
+  config.keep_recent =
+      std::chrono::duration_cast<std::chrono::seconds>(read.Duration("trim.keep-recent"));
+  const auto check_interval = read.PositiveDuration("trim.check-interval");
+  if (!read.ok()) return read.error();
+  ConfiguredCollector configured{Schedule::Every(check_interval), nullptr};
+  if (config.trigger_inode_usage || config.trigger_bytes) {  // else read-only: nothing to do
+    configured.make = [config](const CollectorContext& context) -> std::unique_ptr<Collector> {
+      std::vector<std::string> caches;
+      for (const auto& cache : context.caches) {
+        if (cache.kind == CacheKind::kBuild) caches.push_back(cache.path);
+      }
+      return std::make_unique<TrimCollector>(config, std::move(caches), context.scans);
+    };
   }
-  if (flags.count("trim.auto-bytes") &&
-      !ParsePositiveSizeFlag("trim.auto-bytes", flags["trim.auto-bytes"].as<std::string>(),
-                             error)) {
-    return error;
-  }
-  if (!ParseRatioFlag("trim.target-fraction", flags["trim.target-fraction"].as<std::string>(),
-                      false, error)) {
-    return error;
-  }
-  for (const char* name : {"trim.min-interval", "trim.check-interval"}) {
-    if (!ParsePositiveDurationFlag(name, flags[name].as<std::string>(), error)) return error;
-  }
-  if (!ParseDurationFlag("trim.keep-recent", flags["trim.keep-recent"].as<std::string>(), error)) {
-    return error;
-  }
-  return "";
+  return configured;
 }
 
 }  // namespace
@@ -229,35 +227,7 @@ CollectorInfo Info() {
                  cxxopts::value<std::string>()->default_value("30s"));
             // clang-format on
           },
-      .validate_flags = ValidateFlags,
-      .schedule =
-          [](const cxxopts::ParseResult& flags) {
-            return Schedule::Every(*ParseDuration(flags["trim.check-interval"].as<std::string>()));
-          },
-      .factory = [](const CollectorContext& context) -> std::unique_ptr<Collector> {
-        const auto& flags = context.flags;
-        std::string unused;  // the values were validated
-        Config config;
-        if (flags.count("trim.auto-inode-usage")) {
-          config.trigger_inode_usage =
-              ParseRatioFlag("trim.auto-inode-usage",
-                             flags["trim.auto-inode-usage"].as<std::string>(), true, unused);
-        }
-        if (flags.count("trim.auto-bytes")) {
-          config.trigger_bytes = ParseSize(flags["trim.auto-bytes"].as<std::string>());
-        }
-        if (!config.trigger_inode_usage && !config.trigger_bytes) return nullptr;  // read-only
-        config.target_fraction = *ParseRatioFlag(
-            "trim.target-fraction", flags["trim.target-fraction"].as<std::string>(), false, unused);
-        config.min_interval = *ParseDuration(flags["trim.min-interval"].as<std::string>());
-        config.keep_recent = std::chrono::duration_cast<std::chrono::seconds>(
-            *ParseDuration(flags["trim.keep-recent"].as<std::string>()));
-        std::vector<std::string> caches;
-        for (const auto& cache : context.caches) {
-          if (cache.kind == CacheKind::kBuild) caches.push_back(cache.path);
-        }
-        return std::make_unique<TrimCollector>(config, std::move(caches), context.scans);
-      },
+      .configure = Configure,
       // The byte trigger reads the entry bytes of the background scan.
       .scan_depth = ScanDepth::kCensus,
   };

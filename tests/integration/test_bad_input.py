@@ -23,7 +23,7 @@ class BadInputTest(TempDirTest):
         # Automatic trimming on (a trigger no filesystem here reaches): it
         # has nothing to trim in a cache that is not there, and no failure.
         with Exporter(f"--cache.dir={missing}", f"--cache.dir={cache}",
-                      f"--modcache.dir={missing_mod}", "--density.interval=100ms",
+                      f"--modcache.dir={missing_mod}", "--scan.interval=100ms",
                       "--trim.auto-inode-usage=0.999", "--trim.check-interval=100ms") as exporter:
             for _ in range(3):
                 samples = parse_metrics(exporter.scrape())
@@ -53,7 +53,7 @@ class BadInputTest(TempDirTest):
         not_a_dir = os.path.join(self.tmp, "cache")
         with open(not_a_dir, "w") as f:
             f.write("not a cache\n")
-        with Exporter(f"--cache.dir={not_a_dir}", "--density.interval=100ms") as exporter:
+        with Exporter(f"--cache.dir={not_a_dir}", "--scan.interval=100ms") as exporter:
             exporter.wait_for(
                 lambda s: value(s, "gocache_scrape_collector_success", collector="inode") == 0,
                 what="the failed scan")
@@ -67,7 +67,7 @@ class BadInputTest(TempDirTest):
         locked = os.path.join(cache, shard)
         os.chmod(locked, 0)
         # root reads everything: the unreadable part runs as an unprivileged user.
-        with Exporter(f"--cache.dir={cache}", "--density.interval=1h", user=UNPRIVILEGED,
+        with Exporter(f"--cache.dir={cache}", "--scan.interval=1h", user=UNPRIVILEGED,
                       binary=self.world_executable_copy()) as exporter:
             text = exporter.wait_for(has("gocache_dir_inodes", path=cache), what="first scan")
             log = exporter.log()
@@ -98,7 +98,7 @@ class BadInputTest(TempDirTest):
             ("--web.listen-address=nowhere",): "--web.listen-address 'nowhere'",
             ("--log.level=loud",): "--log.level 'loud'",
             ("--log.format=xml",): "--log.format 'xml'",
-            ("--density.interval=soon",): "--density.interval 'soon'",
+            ("--scan.interval=soon",): "--scan.interval 'soon'",
             ("--scrape.timeout=0",): "--scrape.timeout '0'",
             ("--web.telemetry-path=metrics",): "--web.telemetry-path",
             ("--collector.inode", "--no-collector.inode"): "--collector.inode and --no-collector.inode",
@@ -114,6 +114,27 @@ class BadInputTest(TempDirTest):
                 self.assertIn(want, err)
                 self.assertIn("--help", err)
                 self.assertEqual(r.stdout, b"")
+
+    def test_the_old_name_of_scan_interval_works_and_says_so_once(self):
+        cache, _ = copy_go_cache(self.tmp)
+        with Exporter(f"--cache.dir={cache}", "--density.interval=100ms") as exporter:
+            before = find_count(cache)
+            exporter.wait_for(has("gocache_dir_inodes", path=cache), what="the first scan")
+            # The value took effect: a new file is counted within seconds, where
+            # the default interval (5m) would not see it during this test.
+            with open(os.path.join(cache, "ff", "new-file"), "w") as f:
+                f.write("x")
+            exporter.accept_cache_changes("the test added a file")
+            exporter.wait_for(lambda s: value(s, "gocache_dir_inodes", path=cache) == before + 1,
+                              timeout=10, what="a rescan at --density.interval=100ms")
+            lines = [l for l in exporter.log().splitlines() if "deprecated" in l]
+        self.assertEqual(len(lines), 1, exporter.log())
+        self.assertIn(
+            'level=warn msg="flag is deprecated" flag=--density.interval use=--scan.interval',
+            lines[0])
+        r = run_exporter("--density.interval=1m", "--scan.interval=1m")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--density.interval is the old name of --scan.interval", r.stderr.decode())
 
     def test_the_same_directory_twice_is_refused(self):
         cache, _ = copy_go_cache(self.tmp)

@@ -43,7 +43,7 @@ class SyntheticCacheTest(TempDirTest):
         access_times(cache)
         atimes = access_times(cache)
         # Exporter checks that the scan changed no size or mtime in the cache.
-        with Exporter(f"--cache.dir={cache}", "--density.interval=1h") as exporter:
+        with Exporter(f"--cache.dir={cache}", "--scan.interval=1h") as exporter:
             samples = parse_metrics(exporter.wait_for(density_ready(cache), what="first scan"))
         # atime == mtime, so a plain read would move atime even under relatime;
         # the scan, as the files' owner, reads with O_NOATIME.
@@ -104,7 +104,7 @@ class SyntheticCacheTest(TempDirTest):
 class RealCacheDensityTest(TempDirTest):
 
     def scan(self, cache, mod=None):
-        args = [f"--cache.dir={cache}", "--density.interval=1h"]
+        args = [f"--cache.dir={cache}", "--scan.interval=1h"]
         if mod:
             args.append(f"--modcache.dir={mod}")
         with Exporter(*args) as exporter:  # which checks that the scan changed nothing
@@ -185,7 +185,7 @@ class GoTrimTest(TempDirTest):
             f.write(f"{trim_time}")
         aged_bytes = sum(os.path.getsize(p) for p in aged)
 
-        with Exporter(f"--cache.dir={cache}", "--density.interval=300ms") as exporter:
+        with Exporter(f"--cache.dir={cache}", "--scan.interval=300ms") as exporter:
             samples = parse_metrics(exporter.wait_for(density_ready(cache), what="first scan"))
             self.assertEqual(value(samples, "gocache_trimmable_entries", path=cache), len(aged))
             self.assertEqual(value(samples, "gocache_trimmable_bytes", path=cache), aged_bytes)
@@ -214,7 +214,7 @@ class ConcurrentBuildTest(TempDirTest):
         cache, _ = copy_go_cache(self.tmp)
         src, env = shared_go_cache()
         env = dict(env, GOCACHE=cache)
-        with Exporter(f"--cache.dir={cache}", "--density.interval=1ms") as exporter:
+        with Exporter(f"--cache.dir={cache}", "--scan.interval=1ms") as exporter:
             exporter.wait_for(density_ready(cache), what="first scan")
             # -a rebuilds every package: hundreds of new entries while we scan.
             subprocess.run([go_binary(), "build", "-a", "-o", os.path.join(self.tmp, "hello"),

@@ -145,7 +145,7 @@ class EndToEndTest(TempDirTest):
         env = stale_env(os.path.join(self.tmp, "stale"))
         module = make_module(os.path.join(self.tmp, "m"))
 
-        exporter = Exporter(f"--cache.dir={cache}", "--density.interval=1s",
+        exporter = Exporter(f"--cache.dir={cache}", "--scan.interval=1s",
                             f"--trace.dir={spool}", "--trace.settle=1ms",
                             f"--stale.module={module}", f"--stale.go={go_binary()}",
                             "--stale.interval=2s", env=env)

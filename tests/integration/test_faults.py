@@ -322,7 +322,7 @@ class CacheDirectoryFaultTest(FaultTest):
         return cache
 
     def start(self, cache, *args, **kwargs):
-        return Exporter(f"--cache.dir={cache}", "--density.interval=50ms", *args, **kwargs)
+        return Exporter(f"--cache.dir={cache}", "--scan.interval=50ms", *args, **kwargs)
 
     def test_cache_deleted_during_a_scan_is_absent_until_it_is_recreated(self):
         cache = self.make_cache(3000)
@@ -491,7 +491,7 @@ class PermissionFaultTest(FaultTest):
         self.binary = self.world_executable_copy()
 
     def start(self, cache):
-        return Exporter(f"--cache.dir={cache}", "--density.interval=50ms", user=UNPRIVILEGED,
+        return Exporter(f"--cache.dir={cache}", "--scan.interval=50ms", user=UNPRIVILEGED,
                         binary=self.binary)
 
     def fresh_look(self, cache):

@@ -73,7 +73,7 @@ class GoldenTest(TempDirTest):
     def test_metrics_output_matches_golden_file(self):
         build, mod, spool = make_fixture(self.tmp)
         with Exporter(f"--cache.dir={build}", f"--modcache.dir={mod}", f"--trace.dir={spool}",
-                      "--trace.settle=1ms", "--density.interval=1h") as exporter:
+                      "--trace.settle=1ms", "--scan.interval=1h") as exporter:
             exporter.wait_for(has("gocache_dir_inodes", kind="mod"), what="first scan")
             exporter.wait_for(traces_counted, what="the trace fixtures")
             got = mask(exporter.scrape(), self.tmp)

@@ -173,7 +173,7 @@ class DiscoveryTest(TempDirTest):
 
     def test_directory_that_appears_later_is_picked_up(self):
         cache = os.path.join(self.tmp, "cache")
-        with Exporter(f"--cache.dir={cache}", "--density.interval=200ms") as exporter:
+        with Exporter(f"--cache.dir={cache}", "--scan.interval=200ms") as exporter:
             samples = parse_metrics(exporter.scrape())
             self.assertEqual(value(samples, "gocache_scrape_collector_success", collector="inode"), 1)
             self.assertEqual(value(samples, "gocache_cache_present", path=cache), 0)
@@ -335,7 +335,7 @@ class ReadOnlyCheckTest(TempDirTest):
                 args, env = given(cache, mod)
                 path = where(cache, mod)
                 with self.assertRaises(AssertionError) as caught:
-                    with Exporter(*args, "--density.interval=1h", env=env) as exporter:
+                    with Exporter(*args, "--scan.interval=1h", env=env) as exporter:
                         exporter.wait_for(has("gocache_dir_inodes", path=cache), what="first scan")
                         change(path)
                 self.assert_broken(caught, cache if path.startswith(cache + os.sep) else mod,

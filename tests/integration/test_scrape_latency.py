@@ -20,7 +20,7 @@ class ScrapeLatencyTest(TempDirTest):
         cache = os.path.join(self.tmp, "cache")
         inodes = make_big_cache(cache, FILES)
         # A 1 ms pause between scans: the tree is being walked almost all the time.
-        with Exporter(f"--cache.dir={cache}", "--density.interval=1ms") as exporter:
+        with Exporter(f"--cache.dir={cache}", "--scan.interval=1ms") as exporter:
             exporter.wait_for(has("gocache_dir_inodes", path=cache), timeout=120,
                               what="first scan of the big cache")
             latencies = []

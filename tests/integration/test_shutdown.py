@@ -221,7 +221,7 @@ class MidScanTest(ShutdownAssertions, unittest.TestCase):
     def stop_mid_first_scan(self, sig):
         # The first scan starts before the exporter listens, so it is under
         # way as soon as Exporter returns.
-        with Exporter(f"--cache.dir={self.cache}", "--density.interval=1h") as exporter:
+        with Exporter(f"--cache.dir={self.cache}", "--scan.interval=1h") as exporter:
             samples = parse_metrics(exporter.scrape())
             age = process_age(exporter.proc.pid)
             code, elapsed = self.signal_and_wait(exporter, sig)
@@ -255,7 +255,7 @@ class MidScrapeTest(ShutdownAssertions, TempDirTest):
     def stop_under_load(self, sig):
         cache = os.path.join(self.tmp, "cache")
         make_big_cache(cache, self.FILES)
-        with Exporter(f"--cache.dir={cache}", "--density.interval=1ms") as exporter:
+        with Exporter(f"--cache.dir={cache}", "--scan.interval=1ms") as exporter:
             exporter.wait_for(has("gocache_scan_duration_seconds", path=cache), timeout=60,
                               what="the first scan")
             wrk = subprocess.Popen(

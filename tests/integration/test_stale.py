@@ -218,7 +218,7 @@ class StaleTest(TempDirTest):
 
     def start(self, *args, env=None, binary=None, go=True, cache_changes=None):
         base = [f"--cache.dir={self.cache}", f"--modcache.dir={self.env['GOMODCACHE']}",
-                "--density.interval=1h"]
+                "--scan.interval=1h"]
         if go:
             base.append(f"--stale.go={go_binary()}")
         return Exporter(*base, *args, env=env or self.env, binary=binary,

@@ -765,7 +765,7 @@ class AutoTrimTest(TrimTestCase):
         want = lru_removals(cache, int(trigger * 0.9))
         started = time.time()
         with Exporter(f"--cache.dir={cache}", f"--trim.auto-bytes={trigger}",
-                      "--density.interval=1s", "--trim.check-interval=1s",
+                      "--scan.interval=1s", "--trim.check-interval=1s",
                       cache_changes="automatic trimming removes entries") as exporter:
             samples = parse_metrics(exporter.wait_for(
                 lambda s: has("gocache_trim_runs_total", path=cache)(s) and
@@ -847,7 +847,7 @@ class AutoTrimTest(TrimTestCase):
         cache, mnt, _ = self.filled_tmpfs()
         spread_mtimes(cache, seed=16)
         # Exporter proves that, with no trigger, the exporter wrote nothing.
-        with Exporter(f"--cache.dir={cache}", "--density.interval=1s", "--trim.check-interval=1s",
+        with Exporter(f"--cache.dir={cache}", "--scan.interval=1s", "--trim.check-interval=1s",
                       "--trim.min-interval=1s") as exporter:
             exporter.wait_for(has("gocache_entries", path=cache), what="the first scan")
             time.sleep(3)

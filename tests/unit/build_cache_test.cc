@@ -14,7 +14,7 @@ namespace {
 
 // A 64 hex digit ID whose first byte is `shard` and whose next 7 bytes are
 // `n`, lowercase as the go command's %x writes it.
-std::string Id(int shard, uint64_t n) {
+std::string MakeId(int shard, uint64_t n) {
   char buf[128];
   std::snprintf(buf, sizeof buf, "%02x%014" PRIx64 "%048x", shard, n & 0xffffffffffffff, 0x5a5);
   return std::string(buf, kHexIdSize);
@@ -48,8 +48,8 @@ std::string Upper(std::string s) {
   return s;
 }
 
-const std::string kId = Id(0xab, 0x0123456789abcd);
-const std::string kOut = Id(0x7f, 0x42);
+const std::string kId = MakeId(0xab, 0x0123456789abcd);
+const std::string kOut = MakeId(0x7f, 0x42);
 constexpr int64_t kTime = 1'700'000'000'123'456'789;
 
 TEST(BuildCacheConstantsTest, MatchTheGoCommand) {
@@ -303,15 +303,15 @@ TEST(ShardIndexTest, Names) {
 }
 
 TEST(ClassifyTest, ActionsAndOutputsInTheirShard) {
-  const std::string id = Id(0xab, 1);
+  const std::string id = MakeId(0xab, 1);
   EXPECT_EQ(Classify(0xab, id + "-a"), EntryType::kAction);
   EXPECT_EQ(Classify(0xab, id + "-d"), EntryType::kOutput);
-  EXPECT_EQ(Classify(0, Id(0, 9) + "-a"), EntryType::kAction);
-  EXPECT_EQ(Classify(255, Id(255, 9) + "-d"), EntryType::kOutput);
+  EXPECT_EQ(Classify(0, MakeId(0, 9) + "-a"), EntryType::kAction);
+  EXPECT_EQ(Classify(255, MakeId(255, 9) + "-d"), EntryType::kOutput);
 }
 
 TEST(ClassifyTest, EverythingElseIsOther) {
-  const std::string id = Id(0xab, 1);
+  const std::string id = MakeId(0xab, 1);
   // Where the go command would not look for it.
   EXPECT_EQ(Classify(0xac, id + "-a"), EntryType::kOther);
   EXPECT_EQ(Classify(0xba, id + "-d"), EntryType::kOther);
@@ -333,6 +333,38 @@ TEST(ClassifyTest, EverythingElseIsOther) {
   EXPECT_EQ(Classify(0xab, ""), EntryType::kOther);
 }
 
+TEST(HexIdTest, DecodesAndEncodes) {
+  const std::string hex = "0123456789abcdef" + std::string(46, '7') + "fe";
+  const auto id = DecodeHexId(hex);
+  ASSERT_TRUE(id.has_value());
+  EXPECT_EQ((*id)[0], 0x01);
+  EXPECT_EQ((*id)[7], 0xef);
+  EXPECT_EQ((*id)[31], 0xfe);
+  EXPECT_EQ(HexId(*id), hex);
+  EXPECT_EQ(DecodeHexId(Upper(hex)), id);           // either case, as hex.Decode
+  EXPECT_EQ(HexId(*DecodeHexId(Upper(hex))), hex);  // written lowercase, as %x
+  EXPECT_EQ(DecodeHexId(hex.substr(1)), std::nullopt);
+  EXPECT_EQ(DecodeHexId(hex + "0"), std::nullopt);
+  EXPECT_EQ(DecodeHexId(""), std::nullopt);
+  for (char bad : {'g', 'G', ' ', '-', '\0'}) {
+    std::string wrong = hex;
+    wrong[40] = bad;
+    EXPECT_EQ(DecodeHexId(wrong), std::nullopt) << bad;
+  }
+}
+
+TEST(TrimmableTest, PastTheGoCommandsCutoff) {
+  constexpr int64_t kSecond = 1'000'000'000;
+  const int64_t now = 1'700'000'000 * kSecond;
+  const int64_t cutoff = now - kTrimCutoffSeconds * kSecond;
+  EXPECT_EQ(kTrimCutoffSeconds, (5 * 24 + 1) * 3600);  // trimLimit + mtimeInterval
+  EXPECT_TRUE(Trimmable(cutoff - 1, now));
+  EXPECT_FALSE(Trimmable(cutoff, now));
+  EXPECT_FALSE(Trimmable(now, now));
+  EXPECT_FALSE(Trimmable(now + kSecond, now));  // from the future: not old
+  EXPECT_TRUE(Trimmable(0, now));
+}
+
 TEST(IdKeyTest, FirstEightBytes) {
   const std::string id = "0123456789abcdef" + std::string(48, '7');
   EXPECT_EQ(IdKey(id), 0x0123456789abcdefu);
@@ -342,20 +374,20 @@ TEST(IdKeyTest, FirstEightBytes) {
   // Only the first 16 digits matter.
   EXPECT_EQ(IdKey("0123456789abcdef" + std::string(48, '0')), IdKey(id));
   EXPECT_NE(IdKey("0123456789abcdee" + std::string(48, '7')), IdKey(id));
-  EXPECT_EQ(IdKey(Id(0x7f, 0x42)), 0x7f00000000000042u);
+  EXPECT_EQ(IdKey(MakeId(0x7f, 0x42)), 0x7f00000000000042u);
 }
 
 TEST(TrimConsidersTest, NamesEndingInDashAOrD) {
   // trimSubdir: strings.HasSuffix(name, "-a") || strings.HasSuffix(name, "-d").
-  EXPECT_TRUE(TrimConsiders(Id(1, 2) + "-a"));
-  EXPECT_TRUE(TrimConsiders(Id(1, 2) + "-d"));
+  EXPECT_TRUE(TrimConsiders(MakeId(1, 2) + "-a"));
+  EXPECT_TRUE(TrimConsiders(MakeId(1, 2) + "-d"));
   EXPECT_TRUE(TrimConsiders("stray-a"));
   EXPECT_TRUE(TrimConsiders("-d"));
   EXPECT_FALSE(TrimConsiders("README"));
   EXPECT_FALSE(TrimConsiders("trim.txt"));
-  EXPECT_FALSE(TrimConsiders(Id(1, 2) + "-b"));
-  EXPECT_FALSE(TrimConsiders(Id(1, 2) + "-A"));
-  EXPECT_FALSE(TrimConsiders(Id(1, 2) + "-a.tmp"));
+  EXPECT_FALSE(TrimConsiders(MakeId(1, 2) + "-b"));
+  EXPECT_FALSE(TrimConsiders(MakeId(1, 2) + "-A"));
+  EXPECT_FALSE(TrimConsiders(MakeId(1, 2) + "-a.tmp"));
   EXPECT_FALSE(TrimConsiders("a"));
   EXPECT_FALSE(TrimConsiders(""));
 }

@@ -121,8 +121,10 @@ TEST(DensityInfoTest, Registration) {
   EXPECT_TRUE(info.enabled_by_default);
   EXPECT_EQ(info.scan_depth, ScanDepth::kCensus);
   EXPECT_FALSE(info.help.empty());
-  ASSERT_TRUE(info.factory);
-  ASSERT_TRUE(info.schedule);
+  const auto configured = info.configure(testing_util::NoFlags());
+  ASSERT_TRUE(std::holds_alternative<ConfiguredCollector>(configured));
+  EXPECT_TRUE(std::get<ConfiguredCollector>(configured).schedule.at_scrape());
+  EXPECT_TRUE(std::get<ConfiguredCollector>(configured).make);
 }
 
 std::string Id(int shard, uint64_t n) {
@@ -185,13 +187,11 @@ bool HasPath(const std::vector<prometheus::MetricFamily>& families, const std::s
 
 class DensityCollectorTest : public ::testing::Test {
  protected:
-  DensityCollectorTest() : flags_(testing_util::NoFlags()) {}
-
   CollectResult Collect(bool scan_first = true) {
     scans_ = std::make_shared<ScanService>(caches_, std::chrono::minutes(5), ScanDepth::kCensus);
     if (scan_first) scans_->ScanAllNow();
-    const CollectorContext context{caches_, scans_, flags_};
-    auto collector = Info().factory(context);
+    const CollectorContext context{caches_, scans_};
+    auto collector = testing_util::Make(Info(), context);
     EXPECT_NE(collector, nullptr);
     if (!collector) return {};
     return collector->Update();
@@ -233,7 +233,6 @@ class DensityCollectorTest : public ::testing::Test {
   TempDir tmp_;
   std::vector<CacheDir> caches_;
   std::shared_ptr<ScanService> scans_;
-  cxxopts::ParseResult flags_;
 };
 
 TEST_F(DensityCollectorTest, BuildAndModCache) {

@@ -23,20 +23,6 @@ using testing_util::FindFamily;
 using testing_util::LabelMap;
 using testing_util::TempDir;
 
-TEST(InodeUsageRatioTest, Values) {
-  EXPECT_EQ(InodeUsageRatio(0, 0), std::nullopt);
-  EXPECT_EQ(InodeUsageRatio(0, 5), std::nullopt);
-  EXPECT_EQ(InodeUsageRatio(100, 101), std::nullopt);
-  EXPECT_EQ(InodeUsageRatio(1000, 100), 0.9);
-  EXPECT_EQ(InodeUsageRatio(1000, 0), 1.0);
-  EXPECT_EQ(InodeUsageRatio(1000, 1000), 0.0);
-  EXPECT_EQ(InodeUsageRatio(4, 1), 0.75);
-  // Large filesystems keep their precision.
-  const auto big = InodeUsageRatio(uint64_t{1} << 40, uint64_t{1} << 39);
-  ASSERT_TRUE(big.has_value());
-  EXPECT_EQ(*big, 0.5);
-}
-
 TEST(InodeShareRatioTest, Values) {
   EXPECT_EQ(InodeShareRatio(10, 1000, 900), 0.1);
   EXPECT_EQ(InodeShareRatio(100, 1000, 900), 1.0);
@@ -53,8 +39,10 @@ TEST(InodeInfoTest, Registration) {
   EXPECT_EQ(info.name, "inode");
   EXPECT_TRUE(info.enabled_by_default);
   EXPECT_EQ(info.scan_depth, ScanDepth::kCount);
-  ASSERT_TRUE(info.factory);
-  ASSERT_TRUE(info.schedule);
+  const auto configured = info.configure(testing_util::NoFlags());
+  ASSERT_TRUE(std::holds_alternative<ConfiguredCollector>(configured));
+  EXPECT_TRUE(std::get<ConfiguredCollector>(configured).schedule.at_scrape());
+  EXPECT_TRUE(std::get<ConfiguredCollector>(configured).make);
 }
 
 // The filesystem type name mountinfo uses, for the magic numbers statfs
@@ -89,13 +77,11 @@ const prometheus::ClientMetric* FindSample(const prometheus::MetricFamily* famil
 
 class InodeCollectorTest : public ::testing::Test {
  protected:
-  InodeCollectorTest() : flags_(testing_util::NoFlags()) {}
-
   CollectResult Collect(bool scan_first) {
     scans_ = std::make_shared<ScanService>(caches_, std::chrono::minutes(5), ScanDepth::kCount);
     if (scan_first) scans_->ScanAllNow();
-    const CollectorContext context{caches_, scans_, flags_};
-    auto collector = Info().factory(context);
+    const CollectorContext context{caches_, scans_};
+    auto collector = testing_util::Make(Info(), context);
     EXPECT_NE(collector, nullptr);
     if (!collector) return {};
     return collector->Update();
@@ -104,7 +90,6 @@ class InodeCollectorTest : public ::testing::Test {
   TempDir tmp_;
   std::vector<CacheDir> caches_;
   std::shared_ptr<ScanService> scans_;
-  cxxopts::ParseResult flags_;
 };
 
 TEST_F(InodeCollectorTest, ReportsFilesystemAndTree) {

@@ -20,8 +20,8 @@ ParsedCommandLine Parse(std::initializer_list<const char*> args) {
 }
 
 bool Enabled(const Config& config, const std::string& name) {
-  return std::find(config.enabled_collectors.begin(), config.enabled_collectors.end(), name) !=
-         config.enabled_collectors.end();
+  return std::any_of(config.collectors.begin(), config.collectors.end(),
+                     [&](const EnabledCollector& c) { return c.name == name; });
 }
 
 // A usage error: exit 2, one line on stderr naming `needle`.
@@ -50,14 +50,14 @@ TEST(ParseCommandLineTest, Defaults) {
   EXPECT_EQ(c.scrape_timeout, 5s);
   EXPECT_EQ(c.scan_interval, 5min);
   EXPECT_TRUE(Enabled(c, "inode"));
-  EXPECT_NE(c.flags, nullptr);
+  EXPECT_TRUE(c.deprecated_flags.empty());
 }
 
 TEST(ParseCommandLineTest, EveryFlagTakesItsValue) {
   const auto parsed = Parse({"--web.listen-address", "127.0.0.1:19959", "--web.telemetry-path=/m",
                              "--cache.dir", "/c", "--modcache.dir", "/m1", "--modcache.dir=/m2",
                              "--log.level", "debug", "--log.format", "json", "--scrape.timeout",
-                             "250ms", "--density.interval", "1h30m", "--once"});
+                             "250ms", "--scan.interval", "1h30m", "--once"});
   ASSERT_TRUE(parsed.config.has_value()) << parsed.output;
   const Config& c = *parsed.config;
   EXPECT_EQ(c.listen_address, "127.0.0.1:19959");
@@ -70,6 +70,25 @@ TEST(ParseCommandLineTest, EveryFlagTakesItsValue) {
   EXPECT_EQ(c.scrape_timeout, 250ms);
   EXPECT_EQ(c.scan_interval, 90min);
   EXPECT_TRUE(c.once);
+  EXPECT_TRUE(c.deprecated_flags.empty());
+}
+
+TEST(ParseCommandLineTest, DensityIntervalIsTheOldNameOfScanInterval) {
+  const auto parsed = Parse({"--density.interval", "2m"});
+  ASSERT_TRUE(parsed.config.has_value()) << parsed.output;
+  EXPECT_EQ(parsed.config->scan_interval, 2min);
+  ASSERT_EQ(parsed.config->deprecated_flags.size(), 1u);
+  EXPECT_EQ(parsed.config->deprecated_flags[0].given, "--density.interval");
+  EXPECT_EQ(parsed.config->deprecated_flags[0].replacement, "--scan.interval");
+  // Its errors name the flag as given.
+  ExpectUsageError(Parse({"--density.interval", "0"}), "--density.interval '0'");
+  // Both names at once: which one was meant?
+  ExpectUsageError(Parse({"--density.interval", "2m", "--scan.interval", "1m"}),
+                   "--density.interval is the old name of --scan.interval");
+  // The old name is left out of the help.
+  const auto help = Parse({"--help"});
+  EXPECT_NE(help.output.find("--scan.interval"), std::string::npos);
+  EXPECT_EQ(help.output.find("density.interval"), std::string::npos) << help.output;
 }
 
 TEST(ParseCommandLineTest, Help) {
@@ -118,9 +137,9 @@ TEST(ParseCommandLineTest, BadLog) {
 }
 
 TEST(ParseCommandLineTest, BadDurations) {
-  ExpectUsageError(Parse({"--density.interval", "5x"}), "--density.interval");
-  ExpectUsageError(Parse({"--density.interval", "0"}), "--density.interval");
-  ExpectUsageError(Parse({"--density.interval", "1.5m"}), "--density.interval");
+  ExpectUsageError(Parse({"--scan.interval", "5x"}), "--scan.interval");
+  ExpectUsageError(Parse({"--scan.interval", "0"}), "--scan.interval");
+  ExpectUsageError(Parse({"--scan.interval", "1.5m"}), "--scan.interval");
   ExpectUsageError(Parse({"--scrape.timeout", "-1s"}), "--scrape.timeout");
   ExpectUsageError(Parse({"--scrape.timeout", "0s"}), "--scrape.timeout");
   ExpectUsageError(Parse({"--scrape.timeout", "10"}), "--scrape.timeout");
@@ -153,7 +172,7 @@ TEST(ParseCommandLineTest, CollectorSwitches) {
   {
     const auto parsed = Parse({"--collector.disable-defaults"});
     ASSERT_TRUE(parsed.config.has_value()) << parsed.output;
-    EXPECT_TRUE(parsed.config->enabled_collectors.empty());
+    EXPECT_TRUE(parsed.config->collectors.empty());
   }
   {
     const auto parsed = Parse({"--collector.disable-defaults", "--collector.inode"});

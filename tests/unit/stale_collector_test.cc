@@ -115,7 +115,7 @@ TEST(ListParserTest, ALongLineIsRejectedHoweverItArrives) {
   }
 }
 
-TEST(StaleInfoTest, RegistersItsFlagsAndValidatesThem) {
+TEST(StaleInfoTest, RegistersItsFlagsAndParsesThemOnce) {
   const auto info = Info();
   EXPECT_EQ(info.name, "stale");
   EXPECT_EQ(info.scan_depth, ScanDepth::kNone);
@@ -125,17 +125,28 @@ TEST(StaleInfoTest, RegistersItsFlagsAndValidatesThem) {
     argv.insert(argv.begin(), "test");
     return options.parse(static_cast<int>(argv.size()), argv.data());
   };
-  EXPECT_EQ(info.validate_flags(parse({"--stale.target=linux/arm64"})), "");
-  EXPECT_NE(info.validate_flags(parse({"--stale.target=linux"})).find("--stale.target"),
-            std::string::npos);
-  EXPECT_NE(info.validate_flags(parse({"--stale.target=Linux/AMD64"})).find("--stale.target"),
-            std::string::npos);
-  EXPECT_NE(info.validate_flags(parse({"--stale.interval=soon"})).find("--stale.interval"),
-            std::string::npos);
-  EXPECT_NE(info.validate_flags(parse({"--stale.timeout=0"})).find("--stale.timeout"),
-            std::string::npos);
-  EXPECT_EQ(info.schedule(parse({"--stale.interval=90s"})).interval,
+  // The usage error, or "" when the flags configure the collector.
+  const auto error = [&](std::vector<const char*> argv) {
+    const auto configured = info.configure(parse(std::move(argv)));
+    const auto* message = std::get_if<std::string>(&configured);
+    return message ? *message : "";
+  };
+  EXPECT_EQ(error({"--stale.target=linux/arm64"}), "");
+  EXPECT_NE(error({"--stale.target=linux"}).find("--stale.target"), std::string::npos);
+  EXPECT_NE(error({"--stale.target=Linux/AMD64"}).find("--stale.target"), std::string::npos);
+  EXPECT_NE(error({"--stale.interval=soon"}).find("--stale.interval"), std::string::npos);
+  EXPECT_NE(error({"--stale.timeout=0"}).find("--stale.timeout"), std::string::npos);
+  EXPECT_EQ(error({"--stale.module="}), "--stale.module must not be empty");
+
+  const auto configured = info.configure(parse({"--stale.interval=90s"}));
+  ASSERT_TRUE(std::holds_alternative<ConfiguredCollector>(configured));
+  EXPECT_EQ(std::get<ConfiguredCollector>(configured).schedule.interval,
             std::chrono::milliseconds(90000));
+  // Without a module it has nothing to check.
+  EXPECT_FALSE(std::get<ConfiguredCollector>(configured).make);
+  const auto with_module = info.configure(parse({"--stale.module=/src"}));
+  ASSERT_TRUE(std::holds_alternative<ConfiguredCollector>(with_module));
+  EXPECT_TRUE(std::get<ConfiguredCollector>(with_module).make);
 }
 
 }  // namespace
