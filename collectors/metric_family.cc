@@ -2,12 +2,11 @@
 
 namespace gocache {
 
-prometheus::MetricFamily MakeFamily(std::string name, std::string help,
-                                    prometheus::MetricType type) {
+prometheus::MetricFamily MakeFamily(const FamilyDecl& decl) {
   prometheus::MetricFamily family;
-  family.name = std::move(name);
-  family.help = std::move(help);
-  family.type = type;
+  family.name = decl.name;
+  family.help = decl.help;
+  family.type = decl.type;
   return family;
 }
 

@@ -5,6 +5,8 @@
 
 #include <prometheus/metric_family.h>
 
+#include <array>
+#include <cstddef>
 #include <initializer_list>
 #include <string>
 #include <utility>
@@ -14,8 +16,36 @@ namespace gocache {
 
 using Labels = std::vector<prometheus::ClientMetric::Label>;
 
-prometheus::MetricFamily MakeFamily(std::string name, std::string help,
-                                    prometheus::MetricType type);
+// How every family is declared: a constant row of name, help and type. A
+// collector keeps its rows in one table, in exposition order, indexed by an
+// enum of its own; the README's metric table lists the same families.
+struct FamilyDecl {
+  const char* name;
+  const char* help;
+  prometheus::MetricType type;
+};
+
+// Whether every row of a table is filled in: a table longer than its
+// initializers would hold empty rows. For static_assert.
+template <size_t N>
+constexpr bool Complete(const std::array<FamilyDecl, N>& table) {
+  for (const auto& row : table) {
+    if (row.name == nullptr || row.help == nullptr) return false;
+  }
+  return true;
+}
+
+// An empty family as declared.
+prometheus::MetricFamily MakeFamily(const FamilyDecl& decl);
+
+// One empty family per row, in order.
+template <size_t N>
+std::vector<prometheus::MetricFamily> MakeFamilies(const std::array<FamilyDecl, N>& table) {
+  std::vector<prometheus::MetricFamily> families;
+  families.reserve(N);
+  for (const auto& row : table) families.push_back(MakeFamily(row));
+  return families;
+}
 
 // Adds one sample; the value lands in the field the family's type uses
 // (gauge, counter or untyped).

@@ -55,6 +55,10 @@ int LogMessage(const mg_connection*, const char* message) {
   return 1;
 }
 
+constexpr FamilyDecl kRequestsFamily = {"gocache_exporter_http_requests_total",
+                                        "HTTP requests answered by the exporter, by status code.",
+                                        prometheus::MetricType::Counter};
+
 }  // namespace
 
 struct HttpServer::Response {
@@ -210,9 +214,7 @@ int HttpServer::Handle(mg_connection* conn) {
 }
 
 prometheus::MetricFamily HttpServer::RequestsFamily() const {
-  auto family = MakeFamily("gocache_exporter_http_requests_total",
-                           "HTTP requests answered by the exporter, by status code.",
-                           prometheus::MetricType::Counter);
+  auto family = MakeFamily(kRequestsFamily);
   for (size_t i = 0; i < kStatuses.size(); ++i) {
     AddSample(family, {{"code", std::to_string(kStatuses[i])}},
               static_cast<double>(responses_[i].load(std::memory_order_relaxed)));

@@ -63,47 +63,53 @@ enum Family {
   kLastTrim,
   kScanDuration,
   kScanErrors,
+  kFamilyCount
 };
 
-std::vector<prometheus::MetricFamily> EmptyFamilies() {
-  const auto gauge = [](const char* name, const char* help) {
-    return MakeFamily(name, help, MetricType::Gauge);
-  };
-  return {
-      gauge("gocache_entries",
-            "Files in the cache by type: action (<64 hex>-a), output (<64 hex>-d), other."),
-      gauge("gocache_entry_bytes", "Apparent size (st_size) of the cache's files by type."),
-      gauge("gocache_allocated_bytes", "Allocated size (st_blocks * 512) of the cache's files."),
-      gauge("gocache_slack_ratio",
-            "1 - apparent / allocated bytes: space lost to block rounding of small files."),
-      gauge("gocache_shards", "Shard directories present (a healthy cache has 256: 00 to ff)."),
-      gauge("gocache_shard_entries_min", "Fewest entries in a shard directory."),
-      gauge("gocache_shard_entries_max", "Most entries in a shard directory."),
-      gauge("gocache_shard_entries_mean", "Mean entries per shard directory."),
-      gauge("gocache_shard_entries_stddev",
-            "Standard deviation of the entries per shard directory."),
-      gauge("gocache_shard_imbalance_ratio", "Standard deviation over mean of entries per shard."),
-      gauge("gocache_shard_dir_bytes",
-            "st_size summed over the shard directories (grows with churn, never shrinks on ext4)."),
-      gauge("gocache_orphan_entries",
-            "Broken pairs: action_without_output, output_without_action, size_mismatch (the go "
-            "command treats the action as a miss)."),
-      gauge("gocache_corrupt_entries",
-            "Action entries that do not parse as the go command's entry format."),
-      MakeFamily("gocache_entry_age_seconds",
-                 "Actions and outputs by time since last use (mtime), at the scan's start.",
-                 MetricType::Histogram),
-      gauge("gocache_trimmable_entries",
-            "Entries unused for longer than the go command's trim limit (5 days + 1 hour): what "
-            "its next trim deletes."),
-      gauge("gocache_trimmable_bytes", "Bytes of the trimmable entries."),
-      gauge("gocache_last_trim_timestamp_seconds",
-            "Unix time of the go command's last trim, from trim.txt."),
-      gauge("gocache_scan_duration_seconds", "Wall time of the last complete scan."),
-      MakeFamily("gocache_scan_errors_total", "Files or directories the scans could not read.",
-                 MetricType::Counter),
-  };
-}
+constexpr std::array<FamilyDecl, kFamilyCount> kFamilies = {{
+    {"gocache_entries",
+     "Files in the cache by type: action (<64 hex>-a), output (<64 hex>-d), other.",
+     MetricType::Gauge},
+    {"gocache_entry_bytes", "Apparent size (st_size) of the cache's files by type.",
+     MetricType::Gauge},
+    {"gocache_allocated_bytes", "Allocated size (st_blocks * 512) of the cache's files.",
+     MetricType::Gauge},
+    {"gocache_slack_ratio",
+     "1 - apparent / allocated bytes: space lost to block rounding of small files.",
+     MetricType::Gauge},
+    {"gocache_shards", "Shard directories present (a healthy cache has 256: 00 to ff).",
+     MetricType::Gauge},
+    {"gocache_shard_entries_min", "Fewest entries in a shard directory.", MetricType::Gauge},
+    {"gocache_shard_entries_max", "Most entries in a shard directory.", MetricType::Gauge},
+    {"gocache_shard_entries_mean", "Mean entries per shard directory.", MetricType::Gauge},
+    {"gocache_shard_entries_stddev", "Standard deviation of the entries per shard directory.",
+     MetricType::Gauge},
+    {"gocache_shard_imbalance_ratio", "Standard deviation over mean of entries per shard.",
+     MetricType::Gauge},
+    {"gocache_shard_dir_bytes",
+     "st_size summed over the shard directories (grows with churn, never shrinks on ext4).",
+     MetricType::Gauge},
+    {"gocache_orphan_entries",
+     "Broken pairs: action_without_output, output_without_action, size_mismatch (the go "
+     "command treats the action as a miss).",
+     MetricType::Gauge},
+    {"gocache_corrupt_entries",
+     "Action entries that do not parse as the go command's entry format.", MetricType::Gauge},
+    {"gocache_entry_age_seconds",
+     "Actions and outputs by time since last use (mtime), at the scan's start.",
+     MetricType::Histogram},
+    {"gocache_trimmable_entries",
+     "Entries unused for longer than the go command's trim limit (5 days + 1 hour): what "
+     "its next trim deletes.",
+     MetricType::Gauge},
+    {"gocache_trimmable_bytes", "Bytes of the trimmable entries.", MetricType::Gauge},
+    {"gocache_last_trim_timestamp_seconds",
+     "Unix time of the go command's last trim, from trim.txt.", MetricType::Gauge},
+    {"gocache_scan_duration_seconds", "Wall time of the last complete scan.", MetricType::Gauge},
+    {"gocache_scan_errors_total", "Files or directories the scans could not read.",
+     MetricType::Counter},
+}};
+static_assert(Complete(kFamilies));
 
 void RenderBuildCache(const std::string& path, const ScanSnapshot& scan, const CacheCensus& c,
                       std::vector<prometheus::MetricFamily>& f) {
@@ -148,7 +154,7 @@ class DensityCollector final : public Collector {
 
   CollectResult Update() override {
     CollectResult result;
-    auto families = EmptyFamilies();
+    auto families = MakeFamilies(kFamilies);
     for (const auto& cache : caches_) {
       const auto scan = scans_->Latest(cache.path);
       if (!scan) continue;  // the first scan has not finished yet

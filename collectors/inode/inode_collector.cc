@@ -43,45 +43,37 @@ enum Family {
   kFamilyCount
 };
 
-std::vector<prometheus::MetricFamily> EmptyFamilies() {
-  std::vector<prometheus::MetricFamily> f;
-  f.reserve(kFamilyCount);
-  f.push_back(MakeFamily("gocache_cache_present",
-                         "1 when the configured cache directory exists, 0 when it does not (yet): "
-                         "a runner that has not built yet, not a failure.",
-                         MetricType::Gauge));
-  f.push_back(MakeFamily("gocache_filesystem_files",
-                         "Total inodes of the filesystem that holds the cache (statvfs f_files).",
-                         MetricType::Gauge));
-  f.push_back(MakeFamily("gocache_filesystem_files_free",
-                         "Free inodes of the filesystem that holds the cache (statvfs f_ffree).",
-                         MetricType::Gauge));
-  f.push_back(MakeFamily("gocache_filesystem_inode_usage_ratio",
-                         "Used inodes over total inodes (df -i IUse% / 100); absent when the "
-                         "filesystem reports no inode total.",
-                         MetricType::Gauge));
-  f.push_back(MakeFamily("gocache_filesystem_size_bytes",
-                         "Size of the filesystem that holds the cache (f_blocks * f_frsize).",
-                         MetricType::Gauge));
-  f.push_back(MakeFamily("gocache_filesystem_free_bytes",
-                         "Free bytes of the filesystem that holds the cache (f_bfree * f_frsize).",
-                         MetricType::Gauge));
-  f.push_back(MakeFamily("gocache_filesystem_avail_bytes",
-                         "Bytes available to unprivileged users on the filesystem that holds the "
-                         "cache (f_bavail * f_frsize).",
-                         MetricType::Gauge));
-  f.push_back(MakeFamily("gocache_filesystem_readonly",
-                         "1 if the filesystem that holds the cache is mounted read-only.",
-                         MetricType::Gauge));
-  f.push_back(MakeFamily("gocache_dir_inodes",
-                         "Inodes used by the cache directory tree itself (files and directories, "
-                         "as find PATH | wc -l), from the latest background scan.",
-                         MetricType::Gauge));
-  f.push_back(MakeFamily("gocache_dir_inode_share_ratio",
-                         "gocache_dir_inodes over the used inodes of its filesystem.",
-                         MetricType::Gauge));
-  return f;
-}
+constexpr std::array<FamilyDecl, kFamilyCount> kFamilies = {{
+    {"gocache_cache_present",
+     "1 when the configured cache directory exists, 0 when it does not (yet): "
+     "a runner that has not built yet, not a failure.",
+     MetricType::Gauge},
+    {"gocache_filesystem_files",
+     "Total inodes of the filesystem that holds the cache (statvfs f_files).", MetricType::Gauge},
+    {"gocache_filesystem_files_free",
+     "Free inodes of the filesystem that holds the cache (statvfs f_ffree).", MetricType::Gauge},
+    {"gocache_filesystem_inode_usage_ratio",
+     "Used inodes over total inodes (df -i IUse% / 100); absent when the "
+     "filesystem reports no inode total.",
+     MetricType::Gauge},
+    {"gocache_filesystem_size_bytes",
+     "Size of the filesystem that holds the cache (f_blocks * f_frsize).", MetricType::Gauge},
+    {"gocache_filesystem_free_bytes",
+     "Free bytes of the filesystem that holds the cache (f_bfree * f_frsize).", MetricType::Gauge},
+    {"gocache_filesystem_avail_bytes",
+     "Bytes available to unprivileged users on the filesystem that holds the "
+     "cache (f_bavail * f_frsize).",
+     MetricType::Gauge},
+    {"gocache_filesystem_readonly",
+     "1 if the filesystem that holds the cache is mounted read-only.", MetricType::Gauge},
+    {"gocache_dir_inodes",
+     "Inodes used by the cache directory tree itself (files and directories, "
+     "as find PATH | wc -l), from the latest background scan.",
+     MetricType::Gauge},
+    {"gocache_dir_inode_share_ratio", "gocache_dir_inodes over the used inodes of its filesystem.",
+     MetricType::Gauge},
+}};
+static_assert(Complete(kFamilies));
 
 std::string Canonical(const std::string& path) {
   char resolved[PATH_MAX];
@@ -101,7 +93,7 @@ class InodeCollector final : public Collector {
       result.errors.push_back(error);
       return result;
     }
-    auto families = EmptyFamilies();
+    auto families = MakeFamilies(kFamilies);
     for (const auto& cache : caches_) Observe(cache, mounts, families, result.errors);
     AppendNonEmpty(result.families, std::move(families));
     return result;

@@ -50,6 +50,23 @@ std::string StderrHead(const std::string& text) {
   return head;
 }
 
+// Family indexes, in exposition order.
+enum Family { kPackages, kStale, kDuration, kSuccess, kFamilyCount };
+
+constexpr std::array<FamilyDecl, kFamilyCount> kFamilies = {{
+    {"gocache_packages",
+     "Packages go list listed for the module and target, dependencies "
+     "included.",
+     MetricType::Gauge},
+    {"gocache_stale_packages",
+     "Packages go list reports stale, by reason (StaleReason up to its "
+     "first colon).",
+     MetricType::Gauge},
+    {"gocache_stale_list_duration_seconds", "Wall time of the last go list.", MetricType::Gauge},
+    {"gocache_stale_list_success", "1 if the last go list succeeded.", MetricType::Gauge},
+}};
+static_assert(Complete(kFamilies));
+
 struct Config {
   std::vector<std::string> modules;
   std::vector<Target> targets;  // empty: the host's, from go env
@@ -203,34 +220,22 @@ class StaleCollector final : public Collector {
 
   static void Render(const std::vector<ListResult>& lists,
                      std::vector<prometheus::MetricFamily>& out) {
-    auto packages = MakeFamily("gocache_packages",
-                               "Packages go list listed for the module and target, dependencies "
-                               "included.",
-                               MetricType::Gauge);
-    auto stale = MakeFamily("gocache_stale_packages",
-                            "Packages go list reports stale, by reason (StaleReason up to its "
-                            "first colon).",
-                            MetricType::Gauge);
-    auto duration = MakeFamily("gocache_stale_list_duration_seconds",
-                               "Wall time of the last go list.", MetricType::Gauge);
-    auto success = MakeFamily("gocache_stale_list_success", "1 if the last go list succeeded.",
-                              MetricType::Gauge);
+    auto f = MakeFamilies(kFamilies);
     for (const auto& list : lists) {
       if (list.target.goos.empty()) continue;
       const Labels labels = {
           {"module", list.module}, {"goos", list.target.goos}, {"goarch", list.target.goarch}};
-      AddSample(success, labels, list.success ? 1 : 0);
-      AddSample(duration, labels, list.duration_seconds);
+      AddSample(f[kSuccess], labels, list.success ? 1 : 0);
+      AddSample(f[kDuration], labels, list.duration_seconds);
       if (!list.success) continue;
-      AddSample(packages, labels, static_cast<double>(list.summary.packages));
+      AddSample(f[kPackages], labels, static_cast<double>(list.summary.packages));
       for (const auto& [reason, count] : list.summary.stale_by_reason) {
         Labels with_reason = labels;
         with_reason.push_back({"reason", reason});
-        AddSample(stale, std::move(with_reason), static_cast<double>(count));
+        AddSample(f[kStale], std::move(with_reason), static_cast<double>(count));
       }
     }
-    AppendNonEmpty(
-        out, {std::move(packages), std::move(stale), std::move(duration), std::move(success)});
+    AppendNonEmpty(out, std::move(f));
   }
 
   const Config config_;

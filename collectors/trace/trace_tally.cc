@@ -105,6 +105,27 @@ void TraceTally::Merge(const TraceTally& other) {
 
 namespace {
 
+// Family indexes, in exposition order.
+enum Family { kFiles, kActions, kRead, kWrite, kDuration, kFamilyCount };
+
+constexpr std::array<FamilyDecl, kFamilyCount> kFamilies = {{
+    {"gocache_trace_files_total", "Trace files ingested from the spool, by format and result.",
+     MetricType::Counter},
+    {"gocache_trace_actions_total",
+     "Actions in ingested action graphs: hit ran no command (served from "
+     "the cache), miss ran one.",
+     MetricType::Counter},
+    {"gocache_trace_cache_read_seconds", "Durations of actions served from the cache.",
+     MetricType::Histogram},
+    {"gocache_trace_cache_write_seconds",
+     "Time of actions that ran a command spent outside the command, "
+     "dominated by writing the result to the cache.",
+     MetricType::Histogram},
+    {"gocache_trace_action_duration_seconds",
+     "Whole action durations; result unknown for Chrome traces.", MetricType::Histogram},
+}};
+static_assert(Complete(kFamilies));
+
 void AddLatency(prometheus::MetricFamily& family, Labels labels, const LatencyHistogram& h) {
   if (h.count() == 0) return;
   AddHistogram(family, std::move(labels), LatencyBuckets(),
@@ -114,22 +135,7 @@ void AddLatency(prometheus::MetricFamily& family, Labels labels, const LatencyHi
 }  // namespace
 
 std::vector<prometheus::MetricFamily> Render(const TraceTally& tally) {
-  auto files =
-      MakeFamily("gocache_trace_files_total",
-                 "Trace files ingested from the spool, by format and result.", MetricType::Counter);
-  auto actions = MakeFamily("gocache_trace_actions_total",
-                            "Actions in ingested action graphs: hit ran no command (served from "
-                            "the cache), miss ran one.",
-                            MetricType::Counter);
-  auto read = MakeFamily("gocache_trace_cache_read_seconds",
-                         "Durations of actions served from the cache.", MetricType::Histogram);
-  auto write = MakeFamily("gocache_trace_cache_write_seconds",
-                          "Time of actions that ran a command spent outside the command, "
-                          "dominated by writing the result to the cache.",
-                          MetricType::Histogram);
-  auto duration = MakeFamily("gocache_trace_action_duration_seconds",
-                             "Whole action durations; result unknown for Chrome traces.",
-                             MetricType::Histogram);
+  auto families = MakeFamilies(kFamilies);
 
   // Every possible file series from the start, so that an alert on the
   // error rate sees its first error as an increase.
@@ -138,7 +144,7 @@ std::vector<prometheus::MetricFamily> Render(const TraceTally& tally) {
     for (size_t r = 0; r < 2; ++r) {
       const bool ok = r == 0;
       if (ok && format == TraceFormat::kUnknown) continue;  // a file we could read has a format
-      AddSample(files,
+      AddSample(families[kFiles],
                 {{"format", std::string(FormatName(format))}, {"result", ok ? "ok" : "error"}},
                 static_cast<double>(tally.files[f][r]));
     }
@@ -149,18 +155,19 @@ std::vector<prometheus::MetricFamily> Render(const TraceTally& tally) {
     // A mode once seen keeps both of its action series, so rate() sees a 0
     // before the first miss rather than a new series.
     if (m.hits + m.misses > 0) {
-      AddSample(actions, {{"mode", mode}, {"result", "hit"}}, static_cast<double>(m.hits));
-      AddSample(actions, {{"mode", mode}, {"result", "miss"}}, static_cast<double>(m.misses));
+      AddSample(families[kActions], {{"mode", mode}, {"result", "hit"}},
+                static_cast<double>(m.hits));
+      AddSample(families[kActions], {{"mode", mode}, {"result", "miss"}},
+                static_cast<double>(m.misses));
     }
-    AddLatency(read, {{"mode", mode}}, m.cache_read);
-    AddLatency(write, {{"mode", mode}}, m.cache_write);
-    AddLatency(duration, {{"mode", mode}, {"result", "hit"}}, m.duration_hit);
-    AddLatency(duration, {{"mode", mode}, {"result", "miss"}}, m.duration_miss);
-    AddLatency(duration, {{"mode", mode}, {"result", "unknown"}}, m.duration_unknown);
+    AddLatency(families[kRead], {{"mode", mode}}, m.cache_read);
+    AddLatency(families[kWrite], {{"mode", mode}}, m.cache_write);
+    AddLatency(families[kDuration], {{"mode", mode}, {"result", "hit"}}, m.duration_hit);
+    AddLatency(families[kDuration], {{"mode", mode}, {"result", "miss"}}, m.duration_miss);
+    AddLatency(families[kDuration], {{"mode", mode}, {"result", "unknown"}}, m.duration_unknown);
   }
   std::vector<prometheus::MetricFamily> out;
-  AppendNonEmpty(out, {std::move(files), std::move(actions), std::move(read), std::move(write),
-                       std::move(duration)});
+  AppendNonEmpty(out, std::move(families));
   return out;
 }
 

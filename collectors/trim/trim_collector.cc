@@ -20,6 +20,25 @@ namespace {
 using prometheus::MetricType;
 using Clock = std::chrono::system_clock;
 
+// Family indexes, in exposition order.
+enum Family { kRuns, kEntries, kBytes, kLastRun, kUnreachable, kFamilyCount };
+
+constexpr std::array<FamilyDecl, kFamilyCount> kFamilies = {{
+    {"gocache_trim_runs_total", "Automatic trims run (--trim.auto-inode-usage, --trim.auto-bytes).",
+     MetricType::Counter},
+    {"gocache_trim_removed_entries_total", "Entries (actions and outputs) automatic trims removed.",
+     MetricType::Counter},
+    {"gocache_trim_removed_bytes_total", "Bytes of the entries automatic trims removed.",
+     MetricType::Counter},
+    {"gocache_trim_last_run_timestamp_seconds",
+     "Unix time the last automatic trim ended; absent before the first.", MetricType::Gauge},
+    {"gocache_trim_unreachable_total",
+     "Automatic trims that removed nothing for a bound (bytes, inodes) because removing every "
+     "entry unused for --trim.keep-recent would not meet it.",
+     MetricType::Counter},
+}};
+static_assert(Complete(kFamilies));
+
 struct Config {
   std::optional<double> trigger_inode_usage;
   std::optional<uint64_t> trigger_bytes;
@@ -64,36 +83,20 @@ class TrimCollector : public Collector {
   CollectResult Update() override {
     CollectResult result;
     for (const auto& dir : caches_) Check(dir, result.errors);
-    auto runs = MakeFamily("gocache_trim_runs_total",
-                           "Automatic trims run (--trim.auto-inode-usage, --trim.auto-bytes).",
-                           MetricType::Counter);
-    auto entries =
-        MakeFamily("gocache_trim_removed_entries_total",
-                   "Entries (actions and outputs) automatic trims removed.", MetricType::Counter);
-    auto bytes = MakeFamily("gocache_trim_removed_bytes_total",
-                            "Bytes of the entries automatic trims removed.", MetricType::Counter);
-    auto last = MakeFamily("gocache_trim_last_run_timestamp_seconds",
-                           "Unix time the last automatic trim ended; absent before the first.",
-                           MetricType::Gauge);
-    auto unreachable = MakeFamily(
-        "gocache_trim_unreachable_total",
-        "Automatic trims that removed nothing for a bound (bytes, inodes) because removing every "
-        "entry unused for --trim.keep-recent would not meet it.",
-        MetricType::Counter);
+    auto f = MakeFamilies(kFamilies);
     for (const auto& dir : caches_) {
       const CacheTrims& t = trims_[dir];
-      AddSample(runs, {{"path", dir}}, static_cast<double>(t.runs));
-      AddSample(entries, {{"path", dir}}, static_cast<double>(t.entries));
-      AddSample(bytes, {{"path", dir}}, static_cast<double>(t.bytes));
-      if (t.last_run) AddSample(last, {{"path", dir}}, Unix(*t.last_run));
+      AddSample(f[kRuns], {{"path", dir}}, static_cast<double>(t.runs));
+      AddSample(f[kEntries], {{"path", dir}}, static_cast<double>(t.entries));
+      AddSample(f[kBytes], {{"path", dir}}, static_cast<double>(t.bytes));
+      if (t.last_run) AddSample(f[kLastRun], {{"path", dir}}, Unix(*t.last_run));
       for (const TrimBound bound : {TrimBound::kBytes, TrimBound::kInodeUsage}) {
         const auto it = t.unreachable.find(bound);
-        AddSample(unreachable, {{"path", dir}, {"bound", BoundLabel(bound)}},
+        AddSample(f[kUnreachable], {{"path", dir}, {"bound", BoundLabel(bound)}},
                   static_cast<double>(it == t.unreachable.end() ? 0 : it->second));
       }
     }
-    AppendNonEmpty(result.families, {std::move(runs), std::move(entries), std::move(bytes),
-                                     std::move(last), std::move(unreachable)});
+    AppendNonEmpty(result.families, std::move(f));
     return result;
   }
 

@@ -80,7 +80,7 @@ class FakeCollector : public Collector {
     if (script_.size() > 1) script_.pop_front();
     if (outcome == Outcome::kThrow) throw std::runtime_error("collector exploded");
     CollectResult result;
-    auto family = MakeFamily("fake_value", "A fake value.", prometheus::MetricType::Gauge);
+    auto family = MakeFamily({"fake_value", "A fake value.", prometheus::MetricType::Gauge});
     AddSample(family, {{"k", "v"}}, 42);
     result.families.push_back(std::move(family));
     if (outcome == Outcome::kErrors) result.errors.push_back("partial: one cache unreadable");
