@@ -14,7 +14,52 @@ T Or(std::optional<T> value, std::string& error, FlagReader& reader) {
   return T{};
 }
 
+// cxxopts quotes names with typographic quotes; plain ones read better in a
+// terminal and in logs.
+std::string PlainQuotes(std::string text) {
+  for (const char* quote : {"\u2018", "\u2019"}) {
+    for (size_t at; (at = text.find(quote)) != std::string::npos;) text.replace(at, 3, "'");
+  }
+  return text;
+}
+
+// "flag --name" (or "flag -n") for the first name quoted in `text`.
+std::string FlagNamed(const std::string& text) {
+  const size_t open = text.find('\''), close = text.find('\'', open + 1);
+  const std::string name = text.substr(open + 1, close - open - 1);
+  return "flag " + std::string(name.size() == 1 ? "-" : "--") + name;
+}
+
 }  // namespace
+
+std::optional<cxxopts::ParseResult> ParseFlags(cxxopts::Options& options, int argc,
+                                               const char* const argv[], std::string& error) {
+  std::optional<cxxopts::ParseResult> flags;
+  try {
+    flags = options.parse(argc, argv);
+  } catch (const cxxopts::exceptions::no_such_option& e) {
+    error = "unknown " + FlagNamed(PlainQuotes(e.what()));
+    return std::nullopt;
+  } catch (const cxxopts::exceptions::exception& e) {
+    // "Option 'max-bytes' is missing an argument": "flag --max-bytes ...".
+    std::string text = PlainQuotes(e.what());
+    if (text.starts_with("Option '")) {
+      const size_t close = text.find('\'', 8);
+      text = FlagNamed(text) + text.substr(close + 1);
+    }
+    error = text;
+    return std::nullopt;
+  }
+  return flags;
+}
+
+std::string UnexpectedArgument(const cxxopts::ParseResult& flags) {
+  return flags.unmatched().empty() ? "" : "unexpected argument '" + flags.unmatched().front() + "'";
+}
+
+std::string UsageErrorLine(const std::string& program, const std::string& message) {
+  return program + ": error: " + message + " (see " + program + " --help)\n";
+}
 
 std::string FlagReader::Text(const std::string& name) const {
   // A flag with a default counts as present; one without, only when given.

@@ -20,6 +20,20 @@ inline std::vector<std::string> RepeatedFlag(const cxxopts::ParseResult& flags,
                            : std::vector<std::string>{};
 }
 
+// Parses a command line with `options`: none, with `error` worded as a usage
+// error ("unknown flag --bogus", plain quotes), when it does not parse.
+// Arguments that are not flags are left for UnexpectedArgument (after
+// --help, which ignores them).
+std::optional<cxxopts::ParseResult> ParseFlags(cxxopts::Options& options, int argc,
+                                               const char* const argv[], std::string& error);
+
+// "unexpected argument 'x'" for the first argument that is not a flag, or "".
+std::string UnexpectedArgument(const cxxopts::ParseResult& flags);
+
+// The one line a usage error prints, then exit 2:
+// "<program>: error: <message> (see <program> --help)".
+std::string UsageErrorLine(const std::string& program, const std::string& message);
+
 // Reads typed values out of parsed flags, each parsed once, keeping the first
 // error (a usage error naming the flag and its value). A value that failed
 // reads as zero: check error() before using any.

@@ -1,17 +1,13 @@
 // The companion commands for CI jobs: `gocache_exporter check`, a pre-build
-// health gate, and `gocache_exporter trim`, a size-bounded LRU trim.
+// health gate, and `gocache_exporter trim`, a size-bounded LRU trim. Each
+// command line is parsed the same way here; the commands live in their own
+// files (check.h, trim.h).
 #pragma once
 
 #include <string>
 #include <string_view>
 
 namespace gocache {
-
-// Exit codes of check and trim.
-constexpr int kExitHealthy = 0;
-constexpr int kExitThresholdCrossed = 1;
-constexpr int kExitUsage = 2;
-constexpr int kExitUnreadable = 3;
 
 // Whether argv[1] names a command (then RunCommandLine runs it).
 bool IsCommand(std::string_view name);

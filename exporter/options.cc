@@ -15,17 +15,7 @@ constexpr const char* kProgram = "gocache_exporter";
 constexpr const char* kDeprecatedGroup = "deprecated";
 
 ParsedCommandLine UsageError(const std::string& message) {
-  return {std::nullopt, 2,
-          std::string(kProgram) + ": error: " + message + " (see " + kProgram + " --help)\n"};
-}
-
-// cxxopts quotes names with typographic quotes; plain ones read better in a
-// terminal and in logs.
-std::string PlainQuotes(std::string text) {
-  for (const char* quote : {"\u2018", "\u2019"}) {
-    for (size_t at; (at = text.find(quote)) != std::string::npos;) text.replace(at, 3, "'");
-  }
-  return text;
+  return {std::nullopt, 2, UsageErrorLine(kProgram, message)};
 }
 
 cxxopts::Options MakeOptions() {
@@ -88,17 +78,9 @@ std::string VersionText() {
 
 ParsedCommandLine ParseCommandLine(int argc, const char* const argv[]) {
   auto options = MakeOptions();
-  std::shared_ptr<const cxxopts::ParseResult> flags;
-  try {
-    flags = std::make_shared<const cxxopts::ParseResult>(options.parse(argc, argv));
-  } catch (const cxxopts::exceptions::no_such_option& e) {
-    const std::string text = PlainQuotes(e.what());
-    const size_t open = text.find('\''), close = text.find('\'', open + 1);
-    const std::string name = text.substr(open + 1, close - open - 1);
-    return UsageError("unknown flag " + std::string(name.size() == 1 ? "-" : "--") + name);
-  } catch (const cxxopts::exceptions::exception& e) {
-    return UsageError(PlainQuotes(e.what()));
-  }
+  std::string error;
+  const auto flags = ParseFlags(options, argc, argv, error);
+  if (!flags) return UsageError(error);
   const auto& f = *flags;
   if (f.count("help")) {
     std::vector<std::string> groups;
@@ -108,14 +90,13 @@ ParsedCommandLine ParseCommandLine(int argc, const char* const argv[]) {
     return {std::nullopt, 0, options.help(groups) + "\n" + CommandsHelp()};
   }
   if (f.count("version")) return {std::nullopt, 0, VersionText()};
-  if (!f.unmatched().empty()) {
-    return UsageError("unexpected argument '" + f.unmatched().front() + "'");
+  if (const auto unexpected = UnexpectedArgument(f); !unexpected.empty()) {
+    return UsageError(unexpected);
   }
 
   Config config;
   FlagReader read(f);
   config.listen_address = f["web.listen-address"].as<std::string>();
-  std::string error;
   auto ports = ListenAddressToCivetPorts(config.listen_address, error);
   if (!ports) return UsageError("--web.listen-address '" + config.listen_address + "': " + error);
   config.civet_ports = *ports;

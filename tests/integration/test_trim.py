@@ -243,24 +243,33 @@ class CheckTest(TrimTestCase):
                             (["--max-bytes=lots"], "--max-bytes 'lots'"),
                             (["--min-free-bytes=-5"], "--min-free-bytes '-5'"),
                             (["--format=xml"], "--format 'xml'"),
-                            (["--bogus"], "bogus"),
-                            (["stray"], "'stray'")):
+                            (["--bogus"], "unknown flag --bogus"),
+                            (["--max-bytes"], "--max-bytes"),
+                            (["stray"], "unexpected argument 'stray'")):
             with self.subTest(args=args):
                 code, out, err = command("check", f"--cache.dir={cache}", *args)
                 self.assertEqual(code, 2, out + err)
                 self.assertEqual(out, "")
                 self.assertIn(names, err)
-                self.assertTrue(err.startswith("gocache_exporter check: "), err)
+                # The exporter's own style: one line, plain quotes.
+                self.assertTrue(err.startswith("gocache_exporter check: error: "), err)
+                self.assertTrue(err.endswith(" (see gocache_exporter check --help)\n"), err)
+                self.assertEqual(err.count("\n"), 1, err)
+                self.assertFalse(set(err) & {"\u2018", "\u2019"}, err)
         for args, names in ((["--max-bytes=lots"], "--max-bytes 'lots'"),
                             (["--max-age=soon"], "--max-age 'soon'"),
                             (["--max-inode-usage=1.5"], "--max-inode-usage '1.5'"),
                             ([], "--max-bytes, --max-inode-usage, --max-age"),
-                            (["--max-bytes=1", "--bogus"], "bogus")):
+                            (["--max-bytes=1", "--bogus"], "unknown flag --bogus"),
+                            (["--max-bytes=1", f"--cache.dir={cache}"],
+                             "--cache.dir given more than once")):
             with self.subTest(trim=args):
                 # Not given cache_changes: command proves the cache unchanged.
                 code, out, err = command("trim", f"--cache.dir={cache}", *args)
                 self.assertEqual(code, 2, out + err)
                 self.assertIn(names, err)
+                self.assertTrue(err.startswith("gocache_exporter trim: error: "), err)
+                self.assertEqual(err.count("\n"), 1, err)
         code, _, err = command("trim", f"--cache.dir={missing}", "--max-bytes=1")
         self.assertEqual(code, 3, err)
         self.assertIn(missing, err)
