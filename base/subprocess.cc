@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 
 namespace gocache {
 namespace {
@@ -73,16 +74,21 @@ unsigned long LockedFlags(const char* path) {
   return flags;
 }
 
-void ChildFail(const char* what) {
+// The child's end of the setup status pipe (close-on-exec: a successful exec
+// closes it unwritten), and the stage it is in.
+int g_setup_fd = -1;
+
+// In the child: reports why setup failed on the status pipe, then exits.
+// Async-signal-safe calls only.
+[[noreturn]] void ChildFail(SetupStage stage, const char* what) {
   const int err = errno;
-  const char* prefix = "gocache_exporter: cannot set up the child: ";
-  [[maybe_unused]] ssize_t n = write(STDERR_FILENO, prefix, strlen(prefix));
-  n = write(STDERR_FILENO, what, strlen(what));
-  n = write(STDERR_FILENO, ": ", 2);
+  const char code = static_cast<char>('0' + static_cast<int>(stage));
+  [[maybe_unused]] ssize_t n = write(g_setup_fd, &code, 1);
+  n = write(g_setup_fd, what, strlen(what));
+  n = write(g_setup_fd, ": ", 2);
   const char* why = strerror(err);
-  n = write(STDERR_FILENO, why, strlen(why));
-  n = write(STDERR_FILENO, "\n", 1);
-  _exit(kIsolationFailed);
+  n = write(g_setup_fd, why, strlen(why));
+  _exit(kSetupFailed);
 }
 
 bool WriteFile(const char* path, const std::string& content) {
@@ -96,22 +102,21 @@ bool WriteFile(const char* path, const std::string& content) {
 // In the child: a user namespace in which we are who we were, and a mount
 // namespace in which the given directories are read-only.
 void EnterIsolation(const Isolation& isolation) {
-  if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) ChildFail("unshare(CLONE_NEWUSER|CLONE_NEWNS)");
-  if (!WriteFile("/proc/self/setgroups", "deny")) ChildFail("/proc/self/setgroups");
-  if (!WriteFile("/proc/self/uid_map", isolation.uid_map)) ChildFail("/proc/self/uid_map");
-  if (!WriteFile("/proc/self/gid_map", isolation.gid_map)) ChildFail("/proc/self/gid_map");
+  const auto fail = [](const char* what) { ChildFail(SetupStage::kIsolation, what); };
+  if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) fail("unshare(CLONE_NEWUSER|CLONE_NEWNS)");
+  if (!WriteFile("/proc/self/setgroups", "deny")) fail("/proc/self/setgroups");
+  if (!WriteFile("/proc/self/uid_map", isolation.uid_map)) fail("/proc/self/uid_map");
+  if (!WriteFile("/proc/self/gid_map", isolation.gid_map)) fail("/proc/self/gid_map");
   // Nothing done here may reach the exporter's mount namespace.
-  if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) ChildFail("mount private");
+  if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) fail("mount private");
   for (const auto& [dir, keep] : isolation.dirs) {
-    if (mount(dir, dir, nullptr, MS_BIND | MS_REC, nullptr) != 0) ChildFail(dir);
+    if (mount(dir, dir, nullptr, MS_BIND | MS_REC, nullptr) != 0) fail(dir);
     if (mount(nullptr, dir, nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | keep, nullptr) != 0) {
-      ChildFail(dir);
+      fail(dir);
     }
   }
   for (const char* dir : isolation.scratch) {
-    if (mount("gocache-scratch", dir, "tmpfs", MS_NOSUID | MS_NODEV, "size=64m") != 0) {
-      ChildFail(dir);
-    }
+    if (mount("gocache-scratch", dir, "tmpfs", MS_NOSUID | MS_NODEV, "size=64m") != 0) fail(dir);
   }
 }
 
@@ -140,81 +145,101 @@ std::string FindOnPath(const std::string& name) {
   return "";
 }
 
-CommandResult RunCommand(const CommandSpec& spec) {
-  CommandResult result;
-  if (spec.argv.empty()) {
-    result.error = "no command";
-    return result;
-  }
-  const std::string program = FindOnPath(spec.argv[0]);
-  if (program.empty()) {
-    result.error = spec.argv[0] + ": not found on PATH";
-    return result;
-  }
-  // Everything the child needs is prepared before fork: after it, only
-  // async-signal-safe calls.
-  std::vector<char*> argv;
-  for (const auto& arg : spec.argv) argv.push_back(const_cast<char*>(arg.c_str()));
-  argv.push_back(nullptr);
-  std::vector<char*> envp;
-  for (const auto& var : spec.env) envp.push_back(const_cast<char*>(var.c_str()));
-  envp.push_back(nullptr);
+namespace {
+
+// Phase 1, before fork: everything the child needs, so that after fork it
+// makes only async-signal-safe calls.
+struct Prepared {
+  std::string program;
+  std::vector<char*> argv, envp;
   Isolation isolation;
-  for (const auto& dir : spec.scratch_dirs) isolation.scratch.push_back(dir.c_str());
+};
+
+std::optional<Prepared> Prepare(const CommandSpec& spec, std::string& error) {
+  if (spec.argv.empty()) {
+    error = "no command";
+    return std::nullopt;
+  }
+  Prepared p;
+  p.program = FindOnPath(spec.argv[0]);
+  if (p.program.empty()) {
+    error = spec.argv[0] + ": not found on PATH";
+    return std::nullopt;
+  }
+  for (const auto& arg : spec.argv) p.argv.push_back(const_cast<char*>(arg.c_str()));
+  p.argv.push_back(nullptr);
+  for (const auto& var : spec.env) p.envp.push_back(const_cast<char*>(var.c_str()));
+  p.envp.push_back(nullptr);
+  for (const auto& dir : spec.scratch_dirs) p.isolation.scratch.push_back(dir.c_str());
   if (!spec.read_only_dirs.empty() || !spec.scratch_dirs.empty()) {
-    isolation.uid_map = "0 " + std::to_string(getuid()) + " 1\n";
-    isolation.gid_map = "0 " + std::to_string(getgid()) + " 1\n";
+    p.isolation.uid_map = "0 " + std::to_string(getuid()) + " 1\n";
+    p.isolation.gid_map = "0 " + std::to_string(getgid()) + " 1\n";
     for (const auto& dir : spec.read_only_dirs) {
-      isolation.dirs.emplace_back(dir.c_str(), LockedFlags(dir.c_str()));
+      p.isolation.dirs.emplace_back(dir.c_str(), LockedFlags(dir.c_str()));
     }
   }
+  return p;
+}
 
-  int out_pipe[2], err_pipe[2];
-  if (pipe2(out_pipe, O_CLOEXEC) != 0) {
-    result.error = std::string("pipe: ") + std::strerror(errno);
-    return result;
-  }
-  if (pipe2(err_pipe, O_CLOEXEC) != 0) {
-    result.error = std::string("pipe: ") + std::strerror(errno);
-    close(out_pipe[0]);
-    close(out_pipe[1]);
-    return result;
+// The parent's ends of the child's stdout, stderr and setup status.
+struct ChildPipes {
+  int out = -1, err = -1, setup = -1;
+};
+
+// Phase 2: fork; the child sets itself up and execs. -1 with `error` when
+// there is no child.
+pid_t Spawn(const CommandSpec& spec, const Prepared& p, ChildPipes& pipes, std::string& error) {
+  int fds[3][2];
+  for (int i = 0; i < 3; ++i) {
+    if (pipe2(fds[i], O_CLOEXEC) != 0) {
+      error = std::string("pipe: ") + std::strerror(errno);
+      for (int j = 0; j < i; ++j) close(fds[j][0]), close(fds[j][1]);
+      return -1;
+    }
   }
   const pid_t pid = fork();
   if (pid < 0) {
-    result.error = std::string("fork: ") + std::strerror(errno);
-    for (int fd : {out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1]}) close(fd);
-    return result;
+    error = std::string("fork: ") + std::strerror(errno);
+    for (auto& pair : fds) close(pair[0]), close(pair[1]);
+    return -1;
   }
   if (pid == 0) {
+    g_setup_fd = fds[2][1];
     setpgid(0, 0);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);  // the exporter blocks SIGTERM; the child must not
     const int null_fd = open("/dev/null", O_RDONLY);
     if (null_fd >= 0) dup2(null_fd, STDIN_FILENO);
-    dup2(out_pipe[1], STDOUT_FILENO);
-    dup2(err_pipe[1], STDERR_FILENO);
+    dup2(fds[0][1], STDOUT_FILENO);
+    dup2(fds[1][1], STDERR_FILENO);
     if (spec.nice != 0) setpriority(PRIO_PROCESS, 0, spec.nice);
-    if (!isolation.uid_map.empty()) EnterIsolation(isolation);
-    if (!spec.cwd.empty() && chdir(spec.cwd.c_str()) != 0) ChildFail(spec.cwd.c_str());
-    if (spec.env.empty()) {
-      execv(program.c_str(), argv.data());
-    } else {
-      execve(program.c_str(), argv.data(), envp.data());
+    if (!p.isolation.uid_map.empty()) EnterIsolation(p.isolation);
+    if (!spec.cwd.empty() && chdir(spec.cwd.c_str()) != 0) {
+      ChildFail(SetupStage::kWorkingDirectory, spec.cwd.c_str());
     }
-    _exit(127);
+    if (spec.env.empty()) {
+      execv(p.program.c_str(), p.argv.data());
+    } else {
+      execve(p.program.c_str(), p.argv.data(), p.envp.data());
+    }
+    ChildFail(SetupStage::kExec, p.program.c_str());
   }
   setpgid(pid, pid);  // also here, so a kill(-pid) right away cannot miss
-  result.started = true;
-  close(out_pipe[1]);
-  close(err_pipe[1]);
+  for (auto& pair : fds) close(pair[1]);
+  pipes = {fds[0][0], fds[1][0], fds[2][0]};
+  return pid;
+}
 
-  const auto deadline = Clock::now() + spec.timeout;
-  pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
+// Phase 3: reads stdout and stderr until both close, the deadline passes,
+// the consumer has seen enough, or shutdown. Returns why the child must be
+// ended early, or "".
+std::string ReadOutput(const CommandSpec& spec, const ChildPipes& pipes, Clock::time_point deadline,
+                       CommandResult& result) {
+  pollfd fds[2] = {{pipes.out, POLLIN, 0}, {pipes.err, POLLIN, 0}};
   int open_fds = 2;
   char buf[65536];
-  std::string ended;  // why the child is ended early, if it is
+  std::string ended;
   size_t output_bytes = 0;
   while (open_fds > 0 && !g_cancelled && ended.empty()) {
     const int ready = poll(fds, 2, std::min(RemainingMs(deadline), kCancelPollMs));
@@ -251,30 +276,70 @@ CommandResult RunCommand(const CommandSpec& spec) {
   for (auto& pfd : fds) {
     if (pfd.fd >= 0) close(pfd.fd);
   }
-  const std::string timed_out =
-      spec.argv[0] + ": timed out after " + std::to_string(spec.timeout.count()) + "ms";
   if (ended.empty() && g_cancelled) ended = spec.argv[0] + ": cancelled at shutdown";
   if (ended.empty() && open_fds > 0) {
     // The deadline passed with output still open, perhaps held by a
     // descendant after the child itself exited.
     result.timed_out = true;
-    ended = timed_out;
+    ended = spec.argv[0] + ": timed out after " + std::to_string(spec.timeout.count()) + "ms";
   }
+  return ended;
+}
+
+// Phase 4: ends the child (its whole group, politely first) when `ended`
+// says so, else waits for it until the deadline; always reaps it. Returns
+// its wait status.
+int EndChild(const CommandSpec& spec, pid_t pid, Clock::time_point deadline, std::string& ended,
+             CommandResult& result) {
   bool reap_timed_out = false;
   int status;
-  if (!ended.empty()) {  // end the whole group, politely first
+  if (!ended.empty()) {
     kill(-pid, SIGTERM);
     status = Reap(pid, Clock::now() + kKillGrace, SIGKILL, reap_timed_out);
   } else {
     status = Reap(pid, deadline, SIGTERM, reap_timed_out);
     if (reap_timed_out) {
       result.timed_out = true;
-      ended = timed_out;
+      ended = spec.argv[0] + ": timed out after " + std::to_string(spec.timeout.count()) + "ms";
     }
   }
+  if (!ended.empty()) kill(-pid, SIGKILL);  // descendants that ignored SIGTERM
+  return status;
+}
+
+// Phase 5, after the child is reaped: what its setup status pipe says.
+// Empty when the exec succeeded (the pipe closed unwritten).
+void ReadSetupStatus(int fd, CommandResult& result) {
+  char buf[512];
+  std::string status;
+  for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;) status.append(buf, static_cast<size_t>(n));
+  close(fd);
+  if (status.empty()) return;
+  const int stage = status[0] - '0';
+  result.setup_failure = SetupFailure{static_cast<SetupStage>(stage), status.substr(1)};
+}
+
+}  // namespace
+
+CommandResult RunCommand(const CommandSpec& spec) {
+  CommandResult result;
+  const auto prepared = Prepare(spec, result.error);
+  if (!prepared) return result;
+  ChildPipes pipes;
+  const pid_t pid = Spawn(spec, *prepared, pipes, result.error);
+  if (pid < 0) return result;
+  result.started = true;
+
+  const auto deadline = Clock::now() + spec.timeout;
+  std::string ended = ReadOutput(spec, pipes, deadline, result);
+  const int status = EndChild(spec, pid, deadline, ended, result);
+  ReadSetupStatus(pipes.setup, result);
+
   if (!ended.empty()) {
-    kill(-pid, SIGKILL);  // descendants that ignored SIGTERM
     result.error = ended;
+  } else if (result.setup_failure) {
+    result.exit_code = WEXITSTATUS(status);
+    result.error = spec.argv[0] + ": cannot set up the child: " + result.setup_failure->message;
   } else if (WIFEXITED(status)) {
     result.exit_code = WEXITSTATUS(status);
     if (result.exit_code != 0) {

@@ -4,14 +4,30 @@
 
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace gocache {
 
+// Where a child failed before its program ran.
+enum class SetupStage {
+  kIsolation,         // the user and mount namespace of read_only_dirs, scratch_dirs
+  kWorkingDirectory,  // chdir to cwd
+  kExec,              // the exec itself
+};
+
+struct SetupFailure {
+  SetupStage stage;
+  std::string message;  // what failed and why, such as "unshare(...): Operation not permitted"
+};
+
 struct CommandResult {
   bool started = false;
+  // Set when the child could not set itself up: reported by the child on a
+  // pipe of its own, not guessed from its exit status or stderr.
+  std::optional<SetupFailure> setup_failure;
   bool timed_out = false;
   int exit_code = -1;  // valid when the child exited normally
   std::string output;  // stdout, at most max_output bytes
@@ -34,16 +50,17 @@ struct CommandSpec {
   int nice = 0;       // added to the child's CPU niceness
   // Directories the child sees read-only: it runs in a user and mount
   // namespace of its own in which each is bind-mounted read-only onto
-  // itself. Where that is impossible, the child exits kIsolationFailed with
-  // the reason on stderr.
+  // itself. Where that is impossible, the result has a setup_failure
+  // (SetupStage::kIsolation).
   std::vector<std::string> read_only_dirs{};
   // Directories the child sees as empty and writable (a tmpfs of its own
   // over each, in the same namespace): what it writes there is lost.
   std::vector<std::string> scratch_dirs{};
 };
 
-// The exit status of a child that could not set itself up (isolation, cwd).
-constexpr int kIsolationFailed = 126;
+// The exit status of a child that could not set itself up (isolation, cwd,
+// exec); the result's setup_failure says which and why.
+constexpr int kSetupFailed = 126;
 
 CommandResult RunCommand(const CommandSpec& spec);
 

@@ -174,12 +174,12 @@ class StaleCollector final : public Collector {
     const auto run = RunCommand(spec);
     list.duration_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (run.exit_code == kIsolationFailed &&
-        run.error_head.find("cannot set up the child") != std::string::npos) {
+    if (run.setup_failure && run.setup_failure->stage == SetupStage::kIsolation) {
       return fail("cannot run it where it cannot refresh cache mtimes (" +
-                  StderrHead(run.error_head) +
+                  run.setup_failure->message +
                   "); --stale.allow-mtime-refresh runs it without that protection");
     }
+    if (run.setup_failure) return fail(run.error);
     if (!parser.error().empty()) return fail(parser.error());
     if (!run.error.empty()) return fail(run.error + ": " + StderrHead(run.error_head));
     if (!parser.Finish()) return fail(parser.error());

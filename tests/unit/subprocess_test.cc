@@ -243,9 +243,43 @@ TEST(RunCommandTest, MissingWorkingDirectoryIsASetupFailure) {
   CommandSpec spec{.argv = {"sh", "-c", "echo ran"}};
   spec.cwd = "/nonexistent/dir";
   const auto result = RunCommand(spec);
-  EXPECT_EQ(result.exit_code, kIsolationFailed);
+  EXPECT_EQ(result.exit_code, kSetupFailed);
   EXPECT_EQ(result.output, "");
-  EXPECT_NE(result.error_head.find("/nonexistent/dir"), std::string::npos) << result.error_head;
+  ASSERT_TRUE(result.setup_failure.has_value());
+  EXPECT_EQ(result.setup_failure->stage, SetupStage::kWorkingDirectory);
+  EXPECT_EQ(result.setup_failure->message, "/nonexistent/dir: No such file or directory");
+  EXPECT_EQ(result.error,
+            "sh: cannot set up the child: /nonexistent/dir: No such file or directory");
+  EXPECT_EQ(result.error_head, "");  // reported on its own pipe, not on stderr
+}
+
+TEST(RunCommandTest, IsolationFailureIsASetupStatusNotStderr) {
+  // A read-only directory that does not exist cannot be bind-mounted.
+  CommandSpec spec{.argv = {"sh", "-c", "echo ran"}};
+  spec.read_only_dirs = {"/nonexistent/cache"};
+  const auto result = RunCommand(spec);
+  EXPECT_EQ(result.output, "");
+  ASSERT_TRUE(result.setup_failure.has_value()) << result.error;
+  EXPECT_EQ(result.setup_failure->stage, SetupStage::kIsolation);
+  EXPECT_NE(result.setup_failure->message.find("/nonexistent/cache"), std::string::npos)
+      << result.setup_failure->message;
+  EXPECT_EQ(result.error_head, "");
+}
+
+TEST(RunCommandTest, ProgramThatWritesLikeASetupFailureIsNotOne) {
+  // Text on stderr and exit 126 from the program itself: its own failure.
+  const auto result = RunCommand(
+      {.argv = {"sh", "-c", "echo 'gocache_exporter: cannot set up the child: x' >&2; exit 126"}});
+  EXPECT_FALSE(result.setup_failure.has_value());
+  EXPECT_EQ(result.exit_code, 126);
+  EXPECT_EQ(result.error, "sh: exit status 126");
+}
+
+TEST(RunCommandTest, SuccessfulRunHasNoSetupFailure) {
+  const auto result = RunCommand({.argv = {"true"}});
+  EXPECT_FALSE(result.setup_failure.has_value());
+  EXPECT_EQ(result.exit_code, 0);
+  EXPECT_EQ(result.error, "");
 }
 
 TEST(RunCommandTest, NicenessIsRaised) {
