@@ -43,6 +43,7 @@ class Collector {
 struct CollectorContext {
   const std::vector<CacheDir>& caches;
   std::shared_ptr<const ScanService> scans;
+  std::string procfs = "/proc";  // where /proc is mounted (--path.procfs)
 };
 
 // When a collector runs: at every scrape (cheap work, bounded by the scrape

@@ -55,7 +55,7 @@ int Run(const Config& config) {
     scan_depth = std::max(scan_depth, collector.scan_depth);
   }
   const auto scans = std::make_shared<ScanService>(caches, config.scan_interval, scan_depth);
-  const CollectorContext context{caches, scans};
+  const CollectorContext context{caches, scans, config.procfs};
   std::vector<std::shared_ptr<CollectorRunner>> runners;
   for (const auto& collector : config.collectors) {
     if (!collector.configured.make) {  // enabled, but its flags give it nothing to watch

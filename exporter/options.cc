@@ -11,8 +11,8 @@ namespace gocache {
 namespace {
 
 constexpr const char* kProgram = "gocache_exporter";
-// Flags that still work under an old name; left out of --help.
-constexpr const char* kDeprecatedGroup = "deprecated";
+// Flags left out of --help: old names that still work, and test hooks.
+constexpr const char* kHiddenGroup = "hidden";
 
 ParsedCommandLine UsageError(const std::string& message) {
   return {std::nullopt, 2, UsageErrorLine(kProgram, message)};
@@ -54,8 +54,10 @@ cxxopts::Options MakeOptions() {
        cxxopts::value<std::string>()->default_value("logfmt"))
       ("version", "Print the version and exit.")
       ("h,help", "Print this help and exit.");
-  options.add_options(kDeprecatedGroup)
-      ("density.interval", "The old name of --scan.interval.", cxxopts::value<std::string>());
+  options.add_options(kHiddenGroup)
+      ("density.interval", "The old name of --scan.interval.", cxxopts::value<std::string>())
+      // As node_exporter's: lets a test give a fixture /proc (mountinfo).
+      ("path.procfs", "procfs mountpoint.", cxxopts::value<std::string>()->default_value("/proc"));
   // clang-format on
   for (const auto& info : AllCollectors()) {
     const std::string state = info.enabled_by_default ? "enabled" : "disabled";
@@ -85,7 +87,7 @@ ParsedCommandLine ParseCommandLine(int argc, const char* const argv[]) {
   if (f.count("help")) {
     std::vector<std::string> groups;
     for (const auto& group : options.groups()) {
-      if (group != kDeprecatedGroup) groups.push_back(group);
+      if (group != kHiddenGroup) groups.push_back(group);
     }
     return {std::nullopt, 0, options.help(groups) + "\n" + CommandsHelp()};
   }
@@ -161,6 +163,8 @@ ParsedCommandLine ParseCommandLine(int argc, const char* const argv[]) {
   config.request_timeout = read.PositiveDuration("web.request-timeout");
   if (!read.ok()) return UsageError(read.error());
   config.once = f.count("once") > 0;
+  config.procfs = read.Text("path.procfs");
+  if (config.procfs.empty()) return UsageError("--path.procfs must not be empty");
 
   const bool defaults = f.count("collector.disable-defaults") == 0;
   for (const auto& info : AllCollectors()) {

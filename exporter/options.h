@@ -40,6 +40,7 @@ struct Config {
   bool once = false;
   std::chrono::milliseconds scrape_timeout{0};
   std::chrono::milliseconds scan_interval{0};
+  std::string procfs;                        // --path.procfs (hidden): where /proc is mounted
   std::vector<EnabledCollector> collectors;  // in exposition order
   std::vector<DeprecatedFlag> deprecated_flags;
 };

@@ -26,8 +26,6 @@ namespace {
 
 using prometheus::MetricType;
 
-constexpr const char* kMountInfo = "/proc/self/mountinfo";
-
 // Family indexes, in exposition order.
 enum Family {
   kPresent,
@@ -83,13 +81,15 @@ std::string Canonical(const std::string& path) {
 class InodeCollector final : public Collector {
  public:
   explicit InodeCollector(const CollectorContext& context)
-      : caches_(context.caches), scans_(context.scans) {}
+      : caches_(context.caches),
+        scans_(context.scans),
+        mountinfo_(context.procfs + "/self/mountinfo") {}
 
   CollectResult Update() override {
     CollectResult result;
     std::vector<Mount> mounts;
     std::string error;
-    if (!ReadMountInfo(kMountInfo, mounts, error)) {
+    if (!ReadMountInfo(mountinfo_, mounts, error)) {
       result.errors.push_back(error);
       return result;
     }
@@ -181,6 +181,7 @@ class InodeCollector final : public Collector {
 
   const std::vector<CacheDir> caches_;  // copies: a worker stuck past shutdown owns what it reads
   const std::shared_ptr<const ScanService> scans_;
+  const std::string mountinfo_;          // which filesystem holds each cache
   std::map<std::string, bool> present_;  // as last seen, for the log
 };
 

@@ -652,35 +652,69 @@ def parse_action_entry(data, file_id):
     return m.group(2).decode().lower(), size
 
 
-def expected_orphans(cache):
-    """Counts of broken entries, computed independently of the exporter."""
+SHARD = re.compile(r"[0-9a-f]{2}")
+ENTRY = re.compile(r"[0-9a-f]{64}-[ad]")
+TYPES = ("action", "output", "other")
+ORPHAN_KINDS = ("action_without_output", "output_without_action", "size_mismatch")
+
+
+def expected_census(cache, unreadable=()):
+    """What the density and inode collectors must report for `cache` as it
+    is on disk now, walked without following symbolic links; the shard
+    directories named in `unreadable` are listed but not entered (as the
+    exporter's user cannot)."""
+    want = {"entries": dict.fromkeys(TYPES, 0), "bytes": dict.fromkeys(TYPES, 0),
+            "allocated": 0, "shards": 0, "shard_dir_bytes": 0, "inodes": 1}
     actions, outputs = {}, {}
-    for shard in os.listdir(cache):
-        if not re.fullmatch(r"[0-9a-f]{2}", shard):
-            continue
-        for name in os.listdir(os.path.join(cache, shard)):
-            m = re.fullmatch(r"([0-9a-f]{64})-([ad])", name)
-            if not m or m.group(1)[:2] != shard:
-                continue
-            path = os.path.join(cache, shard, name)
-            if m.group(2) == "a":
-                with open(path, "rb") as f:
-                    actions[m.group(1)] = parse_action_entry(f.read(), m.group(1))
-            else:
-                outputs[m.group(1)] = os.path.getsize(path)
-    counts = {"corrupt": 0, "action_without_output": 0, "size_mismatch": 0}
+
+    def walk(path, depth, parent):
+        with os.scandir(path) as entries:
+            for entry in entries:
+                st = entry.stat(follow_symlinks=False)
+                want["inodes"] += 1
+                if stat.S_ISDIR(st.st_mode):
+                    if depth == 1 and SHARD.fullmatch(entry.name):
+                        want["shards"] += 1
+                        want["shard_dir_bytes"] += st.st_size
+                    if not (depth == 1 and entry.name in unreadable):
+                        walk(entry.path, depth + 1, entry.name)
+                    continue
+                want["allocated"] += st.st_blocks * 512
+                kind = "other"
+                if (depth == 2 and SHARD.fullmatch(parent) and ENTRY.fullmatch(entry.name)
+                        and entry.name[:2] == parent):
+                    kind = "action" if entry.name.endswith("-a") else "output"
+                want["entries"][kind] += 1
+                want["bytes"][kind] += st.st_size
+                if kind == "action":
+                    parsed = None
+                    if stat.S_ISREG(st.st_mode):
+                        with open(entry.path, "rb") as f:
+                            parsed = parse_action_entry(f.read(176), entry.name[:64])
+                    actions[entry.name[:64]] = parsed
+                elif kind == "output":
+                    outputs[entry.name[:64]] = st.st_size
+
+    walk(cache, 1, "")
+    want.update(corrupt=0, action_without_output=0, size_mismatch=0)
     referenced = set()
     for parsed in actions.values():
         if parsed is None:
-            counts["corrupt"] += 1
+            want["corrupt"] += 1
         elif parsed[0] not in outputs:
-            counts["action_without_output"] += 1
+            want["action_without_output"] += 1
         else:
             referenced.add(parsed[0])
             if outputs[parsed[0]] != parsed[1]:
-                counts["size_mismatch"] += 1
-    counts["output_without_action"] = len(set(outputs) - referenced)
-    return counts
+                want["size_mismatch"] += 1
+    want["output_without_action"] = len(set(outputs) - referenced)
+    return want
+
+
+def expected_orphans(cache):
+    """Counts of broken entries (corrupt and each orphan kind), from expected_census."""
+    want = expected_census(cache)
+    return {kind: want[kind] for kind in ("corrupt",) + ORPHAN_KINDS}
 
 
 def sum_find(path, fmt, *predicates):

@@ -24,8 +24,9 @@ import stat
 import subprocess
 import time
 
-from harness import (EXPORTER, SOURCE_DIR, Exporter, TempDirTest, find_count, has,
-                     make_synthetic_cache, parse_action_entry, parse_metrics, run_exporter)
+from harness import (ENTRY, EXPORTER, SHARD, SOURCE_DIR, TYPES, Exporter, TempDirTest,
+                     expected_census, find_count, has, make_synthetic_cache, parse_metrics,
+                     run_exporter)
 from test_trace import (action_counts, expect_action_graph, expect_chrome_trace, file_counts,
                         histogram_series)
 
@@ -37,9 +38,6 @@ STOP_TIMEOUT = 10.0  # for every thread to stop after SIGSTOP
 SETTLE_TIMEOUT = 30.0  # for the exporter to show a state
 INGEST_TIMEOUT = 120.0  # for 10,000 trace files
 
-SHARD = re.compile(r"[0-9a-f]{2}")
-ENTRY = re.compile(r"[0-9a-f]{64}-[ad]")
-TYPES = ("action", "output", "other")
 
 
 # --- reading the exposition ---------------------------------------------------
@@ -62,59 +60,6 @@ def scan_duration(samples, cache):
 
 
 # --- what a scan must report, computed independently ---------------------------
-
-def expected_census(cache, unreadable=()):
-    """What the density and inode collectors must report for `cache` as it
-    is on disk now, walked without following symbolic links; the shard
-    directories named in `unreadable` are listed but not entered (as the
-    exporter's user cannot)."""
-    want = {"entries": dict.fromkeys(TYPES, 0), "bytes": dict.fromkeys(TYPES, 0),
-            "allocated": 0, "shards": 0, "shard_dir_bytes": 0, "inodes": 1}
-    actions, outputs = {}, {}
-
-    def walk(path, depth, parent):
-        with os.scandir(path) as entries:
-            for entry in entries:
-                st = entry.stat(follow_symlinks=False)
-                want["inodes"] += 1
-                if stat.S_ISDIR(st.st_mode):
-                    if depth == 1 and SHARD.fullmatch(entry.name):
-                        want["shards"] += 1
-                        want["shard_dir_bytes"] += st.st_size
-                    if not (depth == 1 and entry.name in unreadable):
-                        walk(entry.path, depth + 1, entry.name)
-                    continue
-                want["allocated"] += st.st_blocks * 512
-                kind = "other"
-                if (depth == 2 and SHARD.fullmatch(parent) and ENTRY.fullmatch(entry.name)
-                        and entry.name[:2] == parent):
-                    kind = "action" if entry.name.endswith("-a") else "output"
-                want["entries"][kind] += 1
-                want["bytes"][kind] += st.st_size
-                if kind == "action":
-                    parsed = None
-                    if stat.S_ISREG(st.st_mode):
-                        with open(entry.path, "rb") as f:
-                            parsed = parse_action_entry(f.read(176), entry.name[:64])
-                    actions[entry.name[:64]] = parsed
-                elif kind == "output":
-                    outputs[entry.name[:64]] = st.st_size
-
-    walk(cache, 1, "")
-    want.update(corrupt=0, action_without_output=0, size_mismatch=0)
-    referenced = set()
-    for parsed in actions.values():
-        if parsed is None:
-            want["corrupt"] += 1
-        elif parsed[0] not in outputs:
-            want["action_without_output"] += 1
-        else:
-            referenced.add(parsed[0])
-            if outputs[parsed[0]] != parsed[1]:
-                want["size_mismatch"] += 1
-    want["output_without_action"] = len(set(outputs) - referenced)
-    return want
-
 
 def census_mismatches(samples, cache, want):
     """How the scrape differs from `want` (empty when it agrees exactly)."""

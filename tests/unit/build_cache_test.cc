@@ -9,26 +9,15 @@
 #include <ostream>
 #include <string>
 
+#include "tests/unit/fixtures.h"
+
 namespace gocache::buildcache {
 namespace {
 
-// A 64 hex digit ID whose first byte is `shard` and whose next 7 bytes are
-// `n`, lowercase as the go command's %x writes it.
-std::string MakeId(int shard, uint64_t n) {
-  char buf[128];
-  std::snprintf(buf, sizeof buf, "%02x%014" PRIx64 "%048x", shard, n & 0xffffffffffffff, 0x5a5);
-  return std::string(buf, kHexIdSize);
-}
+using testing_util::GoEntry;
 
-// An action entry exactly as the go command's (*DiskCache).putIndexEntry
-// writes it: fmt.Sprintf("v1 %x %x %20d %20d\n", id, out, size, time).
-std::string GoEntry(const std::string& id, const std::string& out, int64_t size, int64_t time_ns) {
-  char buf[256];
-  const int n = std::snprintf(buf, sizeof buf, "v1 %s %s %20" PRId64 " %20" PRId64 "\n", id.c_str(),
-                              out.c_str(), size, time_ns);
-  EXPECT_EQ(n, static_cast<int>(kActionEntrySize));
-  return std::string(buf, static_cast<size_t>(n));
-}
+// An ID in `shard` (lowercase, as the go command's %x writes it).
+std::string MakeId(int shard, uint64_t n) { return testing_util::Id(shard, n, 0x5a5); }
 
 // An entry with its size and time fields given verbatim (20 characters each).
 std::string EntryWithFields(const std::string& id, const std::string& out,

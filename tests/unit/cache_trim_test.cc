@@ -30,8 +30,7 @@
 #include <vector>
 
 #include "cache/build_cache.h"
-#include "tests/unit/go_cache_files.h"
-#include "tests/unit/temp_dir.h"
+#include "tests/unit/fixtures.h"
 
 namespace gocache {
 namespace {

@@ -16,10 +16,10 @@
 #include <string>
 #include <vector>
 
+#include "base/file_time.h"
 #include "base/flags.h"
 #include "cache/scan_service.h"
-#include "tests/unit/collector_testing.h"
-#include "tests/unit/temp_dir.h"
+#include "tests/unit/fixtures.h"
 
 namespace gocache::density {
 namespace {
@@ -127,25 +127,9 @@ TEST(DensityInfoTest, Registration) {
   EXPECT_TRUE(std::get<ConfiguredCollector>(configured).make);
 }
 
-std::string Id(int shard, uint64_t n) {
-  char buf[128];
-  std::snprintf(buf, sizeof buf, "%02x%014" PRIx64 "%048x", shard, n & 0xffffffffffffff, 0xbeef);
-  return std::string(buf, 64);
-}
+using testing_util::GoEntry;
 
-std::string GoEntry(const std::string& id, const std::string& out, int64_t size) {
-  char buf[256];
-  const int n = std::snprintf(buf, sizeof buf, "v1 %s %s %20" PRId64 " %20" PRId64 "\n", id.c_str(),
-                              out.c_str(), size, int64_t{1'700'000'000'000'000'000});
-  EXPECT_EQ(n, 175);
-  return std::string(buf, static_cast<size_t>(n));
-}
-
-int64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+std::string Id(int shard, uint64_t n) { return testing_util::Id(shard, n, 0xbeef); }
 
 void SetAge(const std::string& path, int64_t age_seconds) {
   const int64_t mtime = NowNs() - age_seconds * kNs;

@@ -19,8 +19,7 @@
 #include <thread>
 #include <vector>
 
-#include "tests/unit/go_cache_files.h"
-#include "tests/unit/temp_dir.h"
+#include "tests/unit/fixtures.h"
 
 namespace gocache {
 namespace {

@@ -13,8 +13,7 @@
 
 #include "base/flags.h"
 #include "cache/scan_service.h"
-#include "tests/unit/collector_testing.h"
-#include "tests/unit/temp_dir.h"
+#include "tests/unit/fixtures.h"
 
 namespace gocache::inode {
 namespace {

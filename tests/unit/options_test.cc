@@ -73,6 +73,15 @@ TEST(ParseCommandLineTest, EveryFlagTakesItsValue) {
   EXPECT_TRUE(c.deprecated_flags.empty());
 }
 
+TEST(ParseCommandLineTest, ProcfsIsAHiddenFlag) {
+  EXPECT_EQ(Parse({}).config->procfs, "/proc");
+  const auto parsed = Parse({"--path.procfs=/fixture/proc"});
+  ASSERT_TRUE(parsed.config.has_value()) << parsed.output;
+  EXPECT_EQ(parsed.config->procfs, "/fixture/proc");
+  ExpectUsageError(Parse({"--path.procfs="}), "--path.procfs must not be empty");
+  EXPECT_EQ(Parse({"--help"}).output.find("procfs"), std::string::npos);
+}
+
 TEST(ParseCommandLineTest, DensityIntervalIsTheOldNameOfScanInterval) {
   const auto parsed = Parse({"--density.interval", "2m"});
   ASSERT_TRUE(parsed.config.has_value()) << parsed.output;

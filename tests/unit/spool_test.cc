@@ -13,7 +13,7 @@
 #include <thread>
 #include <vector>
 
-#include "tests/unit/temp_dir.h"
+#include "tests/unit/fixtures.h"
 
 namespace gocache::trace {
 namespace {

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "tests/unit/collector_testing.h"
+#include "tests/unit/fixtures.h"
 
 namespace gocache::trace {
 namespace {

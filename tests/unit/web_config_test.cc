@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "exporter/basic_auth.h"
-#include "tests/unit/temp_dir.h"
+#include "tests/unit/fixtures.h"
 
 namespace gocache {
 namespace {
