@@ -37,6 +37,12 @@ class Collector {
   // Observes once. Must be safe to call from a worker thread; calls to one
   // collector never overlap.
   virtual CollectResult Update() = 0;
+
+  // Starts and stops work of the collector's own that runs between updates
+  // (a service on a worker of its own), in a running exporter; --once calls
+  // neither. Stop waits up to `grace`. Both may run while an update does.
+  virtual void Start() {}
+  virtual void Stop(std::chrono::milliseconds /*grace*/) {}
 };
 
 // Shared state a collector's maker may use. Lives as long as the exporter.

@@ -79,6 +79,7 @@ void CollectorRunner::RunUpdate(Shared& shared) {
 
 void CollectorRunner::Start() {
   if (worker_) return;
+  shared_->collector->Start();
   auto shared = shared_;
   if (schedule_.at_scrape()) {
     worker_ = std::make_unique<Worker>([shared](const Worker::Control& control) {
@@ -108,7 +109,9 @@ void CollectorRunner::Start() {
 void CollectorRunner::RunOnce() { RunUpdate(*shared_); }
 
 void CollectorRunner::Stop(std::chrono::milliseconds grace) {
-  if (worker_) worker_->Stop(grace);
+  if (!worker_) return;
+  shared_->collector->Stop(grace);
+  worker_->Stop(grace);
   worker_.reset();
 }
 

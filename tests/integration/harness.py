@@ -423,6 +423,16 @@ class Exporter:
                 raise AssertionError(f"timed out waiting for {what}; last scrape:\n{text}")
             time.sleep(0.1)
 
+    def wait_log(self, text, timeout=10.0):
+        """Waits until the log holds `text`: a line logged before a scrape
+        answered may reach the reader thread after the answer. Returns the log."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {text!r} in the log:\n{self.log()}")
+            time.sleep(0.05)
+        return self.log()
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)

@@ -850,7 +850,7 @@ class AutoTrimTest(TrimTestCase):
             exporter.wait_for(
                 lambda s: value(s, "gocache_scrape_collector_success", collector="trim") == 1,
                 timeout=30, what="the trim collector to recover")
-            self.assertIn('msg="collector recovered" collector=trim', exporter.log())
+            exporter.wait_log('msg="collector recovered" collector=trim')
 
     def test_without_a_trigger_the_exporter_writes_nothing(self):
         cache, mnt, _ = self.filled_tmpfs()
