@@ -231,6 +231,12 @@ pid_t Spawn(const CommandSpec& spec, const Prepared& p, ChildPipes& pipes, std::
   return pid;
 }
 
+// Marks the result timed out; returns why the child is ended.
+std::string TimedOut(const CommandSpec& spec, CommandResult& result) {
+  result.timed_out = true;
+  return spec.argv[0] + ": timed out after " + std::to_string(spec.timeout.count()) + "ms";
+}
+
 // Phase 3: reads stdout and stderr until both close, the deadline passes,
 // the consumer has seen enough, or shutdown. Returns why the child must be
 // ended early, or "".
@@ -280,8 +286,7 @@ std::string ReadOutput(const CommandSpec& spec, const ChildPipes& pipes, Clock::
   if (ended.empty() && open_fds > 0) {
     // The deadline passed with output still open, perhaps held by a
     // descendant after the child itself exited.
-    result.timed_out = true;
-    ended = spec.argv[0] + ": timed out after " + std::to_string(spec.timeout.count()) + "ms";
+    ended = TimedOut(spec, result);
   }
   return ended;
 }
@@ -298,10 +303,7 @@ int EndChild(const CommandSpec& spec, pid_t pid, Clock::time_point deadline, std
     status = Reap(pid, Clock::now() + kKillGrace, SIGKILL, reap_timed_out);
   } else {
     status = Reap(pid, deadline, SIGTERM, reap_timed_out);
-    if (reap_timed_out) {
-      result.timed_out = true;
-      ended = spec.argv[0] + ": timed out after " + std::to_string(spec.timeout.count()) + "ms";
-    }
+    if (reap_timed_out) ended = TimedOut(spec, result);
   }
   if (!ended.empty()) kill(-pid, SIGKILL);  // descendants that ignored SIGTERM
   return status;
