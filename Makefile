@@ -36,7 +36,8 @@ test: deps
 	$(MAKE) --no-print-directory fuzz
 
 test-asan: deps
-	cmake -S . -B $(ASAN_BUILD) $(CMAKE_FLAGS) -DGOCACHE_TESTS=ON -DGOCACHE_WERROR=ON -DGOCACHE_SANITIZE=ON >/dev/null
+	cmake -S . -B $(ASAN_BUILD) $(CMAKE_FLAGS) -DGOCACHE_TESTS=ON -DGOCACHE_WERROR=ON -DGOCACHE_SANITIZE=ON \
+	  -DGOCACHE_TOOLS_DIR=$(CURDIR)/$(BUILD)/tools >/dev/null
 	cmake --build $(ASAN_BUILD)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir $(ASAN_BUILD) --output-on-failure --timeout 1200 -E '^clang_format$$'

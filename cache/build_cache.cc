@@ -1,6 +1,12 @@
 #include "cache/build_cache.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
 #include <limits>
+
+#include "cache/cache_scanner.h"
 
 namespace gocache::buildcache {
 namespace {
@@ -126,7 +132,27 @@ std::optional<ActionEntry> ParseActionEntry(std::string_view entry, std::string_
   if (!size || *size < 0) return std::nullopt;
   const auto time = ParsePaddedField(entry.substr(kTimeAt, 20));
   if (!time || *time < 0) return std::nullopt;
-  return ActionEntry{IdKey(output), *size, *time};
+  return ActionEntry{*DecodeHexId(output), IdKey(output), *size, *time};
+}
+
+std::string FormatActionEntry(const Id& action, const Id& output, int64_t size, int64_t time_ns) {
+  // " <size:20> <time:20>\n"; a negative value can take 20 digits and a sign.
+  char fields[2 * 22 + 2];
+  std::snprintf(fields, sizeof fields, " %20lld %20lld\n", static_cast<long long>(size),
+                static_cast<long long>(time_ns));
+  return "v1 " + HexId(action) + " " + HexId(output) + fields;
+}
+
+std::string EntryPath(const std::string& dir, const Id& id, char suffix) {
+  std::string hex = HexId(id);
+  std::string path = dir;
+  path += '/';
+  path.append(hex, 0, 2);
+  path += '/';
+  path += hex;
+  path += '-';
+  path += suffix;
+  return path;
 }
 
 std::optional<int64_t> ParseTrimTime(std::string_view content) {
@@ -137,6 +163,25 @@ std::optional<int64_t> ParseTrimTime(std::string_view content) {
   if (first == std::string_view::npos) return std::nullopt;
   const size_t last = content.find_last_not_of(kSpace);
   return ParseInt64(content.substr(first, last - first + 1));
+}
+
+// trim.txt is a decimal number; a file longer than this is taken as
+// unparsable rather than read whole.
+constexpr size_t kTrimFileMax = 4096;
+
+std::optional<int64_t> ReadTrimTime(const std::string& cache) {
+  bool noatime = true;
+  const int fd = OpenNoAtime(AT_FDCWD, (cache + "/trim.txt").c_str(),
+                             O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, noatime);
+  if (fd < 0) return std::nullopt;
+  char buf[kTrimFileMax + 1];
+  size_t got = 0;
+  for (ssize_t n; got < sizeof buf && (n = read(fd, buf + got, sizeof buf - got)) > 0;) {
+    got += static_cast<size_t>(n);
+  }
+  close(fd);
+  if (got > kTrimFileMax) return std::nullopt;
+  return ParseTrimTime(std::string_view(buf, got));
 }
 
 }  // namespace gocache::buildcache

@@ -31,6 +31,18 @@ inline bool Trimmable(int64_t mtime_ns, int64_t now_ns) {
   return mtime_ns < now_ns - kTrimCutoffSeconds * 1'000'000'000;
 }
 
+// The go command trims at most once a day (cache.go: trimInterval), going by
+// the unix time trim.txt records.
+constexpr int64_t kTrimIntervalSeconds = 24 * 3600;
+
+// Whether the go command would trim now: trim.txt is missing or unreadable
+// (`last_trim_unix` none), at least a day old, or more than an hour ahead.
+inline bool TrimDue(std::optional<int64_t> last_trim_unix, int64_t now_unix) {
+  if (!last_trim_unix) return true;
+  const int64_t since = now_unix - *last_trim_unix;
+  return !(since < kTrimIntervalSeconds && since > -kMtimeIntervalSeconds);
+}
+
 // An action or output ID: 32 bytes, 64 hex digits in file names and entries.
 using Id = std::array<uint8_t, kHexIdSize / 2>;
 
@@ -62,7 +74,8 @@ inline bool TrimConsiders(std::string_view name) {
 uint64_t IdKey(std::string_view hex);
 
 struct ActionEntry {
-  uint64_t output_key;
+  Id output_id;
+  uint64_t output_key;  // IdKey of output_id
   int64_t output_size;
   int64_t time_ns;
 };
@@ -73,8 +86,21 @@ struct ActionEntry {
 // returned; `file_id` is the 64 hex digits of the file's name.
 std::optional<ActionEntry> ParseActionEntry(std::string_view content, std::string_view file_id);
 
+// The action entry the go command writes (putIndexEntry): `action` produced
+// `output`, `size` bytes, at `time_ns`.
+std::string FormatActionEntry(const Id& action, const Id& output, int64_t size, int64_t time_ns);
+
+// The path of an entry below the cache directory `dir`, as the go command
+// names it (fileName): "<dir>/<first byte, 2 hex>/<64 hex>-<suffix>", where
+// suffix is 'a' (action) or 'd' (output).
+std::string EntryPath(const std::string& dir, const Id& id, char suffix);
+
 // trim.txt as the go command reads it: strings.TrimSpace, then
 // strconv.ParseInt(s, 10, 64).
 std::optional<int64_t> ParseTrimTime(std::string_view content);
+
+// The time in `cache_dir`/trim.txt, read without changing its atime; none
+// when it is missing or does not parse.
+std::optional<int64_t> ReadTrimTime(const std::string& cache_dir);
 
 }  // namespace gocache::buildcache

@@ -13,25 +13,6 @@ namespace {
 
 constexpr int kScanNice = 10;
 
-// trim.txt is a decimal number; a file longer than this is taken as
-// unparsable rather than read whole.
-constexpr size_t kTrimFileMax = 4096;
-
-std::optional<int64_t> ReadTrimTime(const std::string& cache) {
-  bool noatime = true;
-  const int fd = OpenNoAtime(AT_FDCWD, (cache + "/trim.txt").c_str(),
-                             O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, noatime);
-  if (fd < 0) return std::nullopt;
-  char buf[kTrimFileMax + 1];
-  size_t got = 0;
-  for (ssize_t n; got < sizeof buf && (n = read(fd, buf + got, sizeof buf - got)) > 0;) {
-    got += static_cast<size_t>(n);
-  }
-  close(fd);
-  if (got > kTrimFileMax) return std::nullopt;
-  return buildcache::ParseTrimTime(std::string_view(buf, got));
-}
-
 }  // namespace
 
 std::string ScanProblem(const std::string& path, const ScanSnapshot& scan) {
@@ -84,7 +65,7 @@ std::shared_ptr<ScanSnapshot> ScanService::ScanOne(CacheState& state, ScanDepth 
       state.outputs =
           snapshot->census->entries[static_cast<size_t>(buildcache::EntryType::kOutput)];
       if (state.cache.kind == CacheKind::kBuild) {
-        snapshot->census->last_trim_unix = ReadTrimTime(path);
+        snapshot->census->last_trim_unix = buildcache::ReadTrimTime(path);
       }
     }
   }

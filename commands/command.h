@@ -34,6 +34,8 @@ struct Command {
   // Reads the flags (a bad value is a usage error naming it), does the work
   // and prints the result in `format`.
   std::function<CommandOutcome(FlagReader& flags, OutputFormat format)> run;
+  // Whether it prints a result that --format chooses the form of.
+  bool formats = true;
 };
 
 // The build caches the go command uses (go env GOCACHE), for a command given

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "cache/cache_discovery.h"
+#include "commands/cacheprog/cacheprog.h"
 #include "commands/check.h"
 #include "commands/command.h"
 #include "commands/trim.h"
@@ -14,7 +15,8 @@ namespace {
 constexpr auto kGoEnvTimeout = std::chrono::seconds(10);
 
 const std::vector<const Command*>& AllCommands() {
-  static const std::vector<const Command*> all = {&CheckCommand(), &TrimCommand()};
+  static const std::vector<const Command*> all = {&CheckCommand(), &TrimCommand(),
+                                                  &CacheprogCommand()};
   return all;
 }
 
@@ -31,11 +33,11 @@ int Run(const Command& command, int argc, const char* const argv[]) {
   cxxopts::Options options(program, command.description);
   options.set_width(100);
   command.add_flags(options);
-  // clang-format off
-  options.add_options()
-      ("format", "text or json.", cxxopts::value<std::string>()->default_value("text"))
-      ("h,help", "Show this help.");
-  // clang-format on
+  if (command.formats) {
+    options.add_options()("format", "text or json.",
+                          cxxopts::value<std::string>()->default_value("text"));
+  }
+  options.add_options()("h,help", "Show this help.");
   const auto usage_error = [&](const std::string& message) {
     std::cerr << UsageErrorLine(program, message);
     return kExitUsage;
@@ -51,7 +53,7 @@ int Run(const Command& command, int argc, const char* const argv[]) {
     return usage_error(unexpected);
   }
   FlagReader read(*flags);
-  const std::string format = read.Text("format");
+  const std::string format = command.formats ? read.Text("format") : "text";
   if (format != "text" && format != "json") {
     return usage_error("--format '" + format + "': want text or json");
   }

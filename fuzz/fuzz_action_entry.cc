@@ -56,9 +56,14 @@ std::optional<bc::ActionEntry> Reference(std::string_view entry, std::string_vie
   const auto size = Field(entry.substr(133, 20));
   const auto time = Field(entry.substr(154, 20));
   if (!size || *size < 0 || !time || *time < 0) return std::nullopt;
+  bc::Id output{};
+  for (size_t i = 0; i < output.size(); ++i) {
+    output[i] =
+        static_cast<uint8_t>(HexValue(entry[68 + 2 * i]) << 4 | HexValue(entry[69 + 2 * i]));
+  }
   uint64_t key = 0;
-  for (size_t i = 0; i < 16; ++i) key = key << 4 | static_cast<uint64_t>(HexValue(entry[68 + i]));
-  return bc::ActionEntry{key, *size, *time};
+  for (size_t i = 0; i < 8; ++i) key = key << 8 | output[i];
+  return bc::ActionEntry{output, key, *size, *time};
 }
 
 void CheckName(std::string_view name) {
@@ -89,9 +94,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const auto want = Reference(entry, file_id);
     FUZZ_CHECK(got.has_value() == want.has_value());
     if (got) {
+      FUZZ_CHECK(got->output_id == want->output_id);
       FUZZ_CHECK(got->output_key == want->output_key);
       FUZZ_CHECK(got->output_size == want->output_size);
       FUZZ_CHECK(got->time_ns == want->time_ns);
+      // What the helper writes reads back as itself.
+      const auto action = bc::DecodeHexId(file_id);
+      FUZZ_CHECK(action.has_value());
+      const std::string written =
+          bc::FormatActionEntry(*action, got->output_id, got->output_size, got->time_ns);
+      const auto reread = bc::ParseActionEntry(written, bc::HexId(*action));
+      FUZZ_CHECK(written.size() == bc::kActionEntrySize && reread.has_value());
+      FUZZ_CHECK(reread->output_id == got->output_id && reread->time_ns == got->time_ns &&
+                 reread->output_size == got->output_size);
     }
     CheckName(input);
     CheckName(file_id);

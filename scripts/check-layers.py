@@ -6,7 +6,7 @@ The layers, lowest first (README, Architecture):
   base        logging, worker threads, child processes, flag values
   cache       the Go caches: entry format, scan, census, trim, discovery
   collectors  the collector contract and one folder per collector
-  commands    check and trim
+  commands    check, trim and cacheprog
   exporter    command line, collector runner, scrape, HTTP
 
 A file may include headers of its own layer and of lower ones. collectors and

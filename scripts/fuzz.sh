@@ -63,7 +63,7 @@ for target in "${targets[@]}"; do
   fi
   dict=()
   case $target in
-    fuzz_trace) dict=(-dict="$root/fuzz/json.dict") ;;
+    fuzz_trace | fuzz_cacheprog_request) dict=(-dict="$root/fuzz/json.dict") ;;
     fuzz_go_list) dict=(-dict="$root/fuzz/go_list.dict") ;;
     fuzz_web_config) dict=(-dict="$root/fuzz/web_config.dict") ;;
   esac

@@ -3,6 +3,7 @@ an ephemeral 127.0.0.1 port, scrape it over HTTP, parse the exposition, make
 real Go caches with the real go toolchain, and prove the caches unchanged."""
 
 import atexit
+import fcntl
 import gzip
 import json
 import os
@@ -37,6 +38,34 @@ def go_binary():
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     raise AssertionError("no go toolchain: run scripts/install-deps.sh")
+
+
+GO_1_23_ROOT = "/usr/lib/go-1.23"
+TOOLS_DIR = os.environ.get("GOCACHE_TOOLS_DIR") or os.path.join(
+    os.path.dirname(os.path.abspath(EXPORTER or ".")), "tools")
+
+
+def cacheprog_go():
+    """A go 1.23 that speaks GOCACHEPROG, built once per build folder
+    (scripts/build-go-cacheprog.sh; about half a minute the first time).
+    Run it with cacheprog_env()."""
+    target = os.path.join(TOOLS_DIR, "go-cacheprog")
+    if not os.access(target, os.X_OK):
+        os.makedirs(TOOLS_DIR, exist_ok=True)
+        with open(os.path.join(TOOLS_DIR, ".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # one build when suites run at once
+            r = subprocess.run([os.path.join(SOURCE_DIR, "scripts", "build-go-cacheprog.sh"),
+                                TOOLS_DIR], capture_output=True, text=True, timeout=900)
+            if r.returncode != 0:
+                raise AssertionError(f"cannot build the GOCACHEPROG go: {r.stderr[-2000:]}")
+    return target
+
+
+def cacheprog_env(tmp):
+    """go_env(tmp) for cacheprog_go(): its GOROOT is Debian's go 1.23."""
+    env = go_env(tmp)
+    env["GOROOT"] = GO_1_23_ROOT
+    return env
 
 
 def tool(name):

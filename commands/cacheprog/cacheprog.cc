@@ -1,0 +1,117 @@
+#include "commands/cacheprog/cacheprog.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+
+#include "cache/cache_discovery.h"
+#include "cache/disk_cache.h"
+#include "commands/cacheprog/server.h"
+
+namespace gocache {
+namespace {
+
+constexpr const char* kProgram = "gocache_exporter cacheprog";
+
+// The build cache the go command would use, from the environment alone: the
+// helper starts once per go command and may not spend time asking `go env`.
+std::string DefaultBuildCache() {
+  const auto getenv = [](const std::string& name) {
+    const char* value = std::getenv(name.c_str());
+    return std::string(value ? value : "");
+  };
+  for (const auto& cache : DefaultCaches(getenv)) {
+    if (cache.kind == CacheKind::kBuild) return cache.path;
+  }
+  return "";
+}
+
+// When the cache cannot be used the helper still answers: it declares only
+// "close", so the go command builds without a cache (every get a miss, no
+// put) instead of failing.
+int ServeWithoutCache(const std::string& why) {
+  std::cerr << kProgram << ": " << why << ": building without the cache\n";
+  const std::string hello = "{\"ID\":0,\"KnownCommands\":[\"close\"]}\n";
+  if (write(STDOUT_FILENO, hello.data(), hello.size()) < 0) return 1;
+  cacheprog::RequestReader reader(
+      [](char* buffer, size_t size) { return read(STDIN_FILENO, buffer, size); }, 0);
+  for (;;) {
+    const auto next = reader.Next();
+    if (next.kind == cacheprog::ReadOutcome::Kind::kEnd) return 0;
+    cacheprog::Response answer{.id = next.request.id};
+    if (next.kind == cacheprog::ReadOutcome::Kind::kInvalid) answer.err = next.error;
+    const std::string line = cacheprog::FormatResponse(answer);
+    if (write(STDOUT_FILENO, line.data(), line.size()) < 0) return 1;
+    if (next.kind == cacheprog::ReadOutcome::Kind::kRequest &&
+        next.request.command == cacheprog::RequestCommand::kClose) {
+      return 0;
+    }
+  }
+}
+
+CommandOutcome RunCacheprog(FlagReader& read, OutputFormat) {
+  const auto dirs = read.Paths("cache.dir");
+  const uint64_t max_body_size = read.PositiveSize("max-body-size");
+  if (!read.ok()) return {kExitUsage, read.error()};
+  if (dirs.size() > 1) return {kExitUsage, "--cache.dir given more than once"};
+  const std::string dir = dirs.empty() ? DefaultBuildCache() : dirs.front();
+  if (dir.empty()) return {kExitUsage, "no build cache: give --cache.dir"};
+
+  // The go command reading our stdout may be gone: a failed write is an
+  // error to handle, not a signal that kills the helper.
+  std::signal(SIGPIPE, SIG_IGN);
+  // A fresh runner has no cache yet: the go command would make it too.
+  std::error_code ignored;
+  std::filesystem::create_directories(dir, ignored);
+  std::string error;
+  const auto cache = DiskCache::Open(dir, error);
+  if (!cache) return {ServeWithoutCache(error), ""};
+
+  cacheprog::ServeOptions options;
+  options.max_body_size = max_body_size;
+  const auto served = cacheprog::Serve(*cache, STDIN_FILENO, STDOUT_FILENO, options, nullptr);
+  if (!served.problem.empty()) std::cerr << kProgram << ": " << served.problem << "\n";
+  // The go command trims a cache it writes when it closes it; it no longer
+  // writes this one, so its helper does, after answering the close.
+  if (served.closed && !cache->TrimIfDue(error) && !error.empty()) {
+    std::cerr << kProgram << ": trim: " << error << "\n";
+  }
+  return {kExitHealthy, ""};
+}
+
+}  // namespace
+
+const Command& CacheprogCommand() {
+  static const Command command{
+      .name = "cacheprog",
+      .summary =
+          "A GOCACHEPROG helper: serves the go command's cache gets and puts\n"
+          "                 from a build cache in the go command's own format.",
+      .description =
+          "A GOCACHEPROG helper (go 1.24 and later, or go 1.21 to 1.23 built with\n"
+          "GOEXPERIMENT=cacheprog). The go command starts it once per go command:\n"
+          "  GOCACHEPROG=\"gocache_exporter cacheprog --cache.dir=/srv/ci/go-build\"\n"
+          "Entries are stored as the go command stores them, so a go command without the\n"
+          "helper, check, trim and the exporter use the same directory unchanged.",
+      .add_flags =
+          [](cxxopts::Options& options) {
+            // clang-format off
+            options.add_options()
+                ("cache.dir", "The build cache. Default: $GOCACHE, else the go command's default.",
+                 cxxopts::value<std::vector<std::string>>())
+                ("max-body-size", "Largest output stored; a larger put gets an error, the "
+                 "build goes on.",
+                 cxxopts::value<std::string>()->default_value("1GiB"));
+            // clang-format on
+          },
+      .run = RunCacheprog,
+      .formats = false,
+  };
+  return command;
+}
+
+}  // namespace gocache

@@ -1,0 +1,45 @@
+// The GOCACHEPROG helper's serving loop: requests read on one thread in the
+// order the go command sends them, gets answered there (a get is a stat and
+// a read of 175 bytes), puts handed to writer threads so that a parallel
+// build never waits for one slow write, answers written whole, one line at a
+// time, in whatever order they are ready.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "cache/disk_cache.h"
+#include "commands/cacheprog/protocol.h"
+
+namespace gocache::cacheprog {
+
+struct ServeOptions {
+  uint64_t max_body_size = uint64_t{1} << 30;
+  int put_threads = 4;
+};
+
+// What became of one request, for the metrics.
+struct RequestRecord {
+  RequestCommand command = RequestCommand::kGet;
+  enum class Result { kHit, kMiss, kOk, kError } result = Result::kError;
+  MissReason miss = MissReason::kNoEntry;  // for kMiss
+  uint64_t bytes = 0;                      // output bytes served (get) or stored (put)
+  std::chrono::nanoseconds duration{0};    // from reading the request to writing the answer
+};
+
+using RecordSink = std::function<void(const RequestRecord&)>;
+
+struct ServeResult {
+  bool closed = false;  // the go command said close (else its input ended)
+  std::string problem;  // how the input or output failed, if it did
+};
+
+// Serves `cache` on in_fd/out_fd until a close request (answered after every
+// put before it) or the end of the input. `record` is called once per
+// request answered, from any thread.
+ServeResult Serve(const DiskCache& cache, int in_fd, int out_fd, const ServeOptions& options,
+                  const RecordSink& record);
+
+}  // namespace gocache::cacheprog
