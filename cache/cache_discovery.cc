@@ -5,12 +5,19 @@
 
 #include <climits>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 
 #include "base/log.h"
 #include "base/subprocess.h"
 
 namespace gocache {
+
+std::string ProcessEnv(const std::string& name) {
+  const char* value = std::getenv(name.c_str());
+  return value ? value : "";
+}
 
 std::vector<CacheDir> DefaultCaches(const Getenv& getenv) {
   std::vector<CacheDir> caches;
@@ -37,6 +44,30 @@ std::vector<CacheDir> DefaultCaches(const Getenv& getenv) {
   return caches;
 }
 
+std::string GoCacheProg(const Getenv& getenv) {
+  if (std::string prog = getenv("GOCACHEPROG"); !prog.empty()) return prog;
+  std::string file = getenv("GOENV");
+  if (file == "off") return "";
+  if (file.empty()) {
+    const std::string xdg = getenv("XDG_CONFIG_HOME");
+    const std::string home = getenv("HOME");
+    if (!xdg.empty()) {
+      file = xdg + "/go/env";
+    } else if (!home.empty()) {
+      file = home + "/.config/go/env";
+    } else {
+      return "";
+    }
+  }
+  // KEY=VALUE lines, as `go env -w` writes them.
+  std::ifstream in(file);
+  std::string prog;
+  for (std::string line; std::getline(in, line);) {
+    if (line.starts_with("GOCACHEPROG=")) prog = line.substr(std::strlen("GOCACHEPROG="));
+  }
+  return prog;
+}
+
 std::vector<CacheDir> ParseGoEnv(const std::string& output) {
   std::vector<CacheDir> caches;
   size_t eol = output.find('\n');
@@ -60,10 +91,6 @@ std::vector<CacheDir> FindCaches(const std::vector<std::string>& cache_dirs,
     for (const auto& dir : modcache_dirs) caches.push_back({AbsolutePath(dir), CacheKind::kMod});
     return caches;
   }
-  const Getenv getenv = [](const std::string& name) {
-    const char* value = std::getenv(name.c_str());
-    return std::string(value ? value : "");
-  };
   if (!FindOnPath("go").empty()) {
     const auto result = RunCommand({.argv = {"go", "env", "GOCACHE", "GOMODCACHE"},
                                     .timeout = go_env_timeout,
@@ -75,7 +102,7 @@ std::vector<CacheDir> FindCaches(const std::vector<std::string>& cache_dirs,
     log::Warn("go env failed; using the go command's default cache locations",
               {{"err", result.error}, {"stderr", result.error_head}});
   }
-  return DefaultCaches(getenv);
+  return DefaultCaches(ProcessEnv);
 }
 
 // The real path of an existing directory, or none.

@@ -17,10 +17,19 @@ namespace gocache {
 // Looks up an environment variable; injectable for tests.
 using Getenv = std::function<std::string(const std::string&)>;
 
+// This process's environment ("" for a variable that is not set).
+std::string ProcessEnv(const std::string& name);
+
 // The go command's documented defaults (GOCACHE, else $XDG_CACHE_HOME/go-build,
 // else $HOME/.cache/go-build; GOMODCACHE, else the first GOPATH entry's
 // pkg/mod, else $HOME/go/pkg/mod). GOCACHE=off yields no build cache.
 std::vector<CacheDir> DefaultCaches(const Getenv& getenv);
+
+// The GOCACHEPROG the go command would use: the environment's, else the one
+// `go env -w` recorded in the go env file ($GOENV, else
+// $XDG_CONFIG_HOME/go/env, else $HOME/.config/go/env). Empty for none: the
+// go command then writes its GOCACHE itself.
+std::string GoCacheProg(const Getenv& getenv);
 
 // Parses the output of `go env GOCACHE GOMODCACHE`.
 std::vector<CacheDir> ParseGoEnv(const std::string& output);

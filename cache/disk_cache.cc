@@ -73,20 +73,6 @@ bool WriteTrimTime(const std::string& dir, int64_t now_unix, std::string& error)
 
 }  // namespace
 
-std::string_view MissReasonLabel(MissReason reason) {
-  switch (reason) {
-    case MissReason::kNoEntry:
-      return "no_entry";
-    case MissReason::kCorrupt:
-      return "corrupt";
-    case MissReason::kOutputMissing:
-      return "output_missing";
-    case MissReason::kSizeMismatch:
-      return "size_mismatch";
-  }
-  return "no_entry";
-}
-
 std::optional<DiskCache> DiskCache::Open(const std::string& dir, std::string& error) {
   struct stat st;
   if (stat(dir.c_str(), &st) != 0) {

@@ -9,6 +9,7 @@
 // in GetFile); an output already present with the right size is kept.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -19,10 +20,17 @@
 
 namespace gocache {
 
-// Why a get missed.
-enum class MissReason { kNoEntry, kCorrupt, kOutputMissing, kSizeMismatch };
+// Why a get missed: kNone for a get that did not; kRemote for a miss a
+// wrapped helper answered (it does not say why).
+enum class MissReason { kNone, kNoEntry, kCorrupt, kOutputMissing, kSizeMismatch, kRemote };
 
-std::string_view MissReasonLabel(MissReason reason);
+// Their names, as the `reason` label: "-" for kNone.
+inline constexpr std::array<std::string_view, 6> kMissReasonNames = {
+    "-", "no_entry", "corrupt", "output_missing", "size_mismatch", "remote"};
+
+inline std::string_view MissReasonLabel(MissReason reason) {
+  return kMissReasonNames[static_cast<size_t>(reason)];
+}
 
 struct CacheHit {
   buildcache::Id output_id;

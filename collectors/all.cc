@@ -1,5 +1,6 @@
 #include "collectors/all.h"
 
+#include "collectors/cacheprog/cacheprog_collector.h"
 #include "collectors/density/density_collector.h"
 #include "collectors/inode/inode_collector.h"
 #include "collectors/stale/stale_collector.h"
@@ -16,6 +17,7 @@ const std::vector<CollectorInfo>& AllCollectors() {
       density::Info(),
       stale::Info(),
       trace::Info(),
+      cacheprog::Info(),
       trim::Info(),
   };
   // clang-format on

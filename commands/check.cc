@@ -1,7 +1,10 @@
 #include "commands/check.h"
 
+#include <algorithm>
 #include <iostream>
 
+#include "base/paths.h"
+#include "cache/cache_discovery.h"
 #include "commands/report_format.h"
 
 namespace gocache {
@@ -64,6 +67,10 @@ std::string CheckText(const CheckReport& report) {
     text += check.crossed.empty() ? ": ok" : ": FAIL";
     for (const auto& crossed : check.crossed) text += "; " + crossed;
     text += "\n";
+    if (!check.cacheprog.empty()) {
+      text += "  note: the go command uses GOCACHEPROG=" + check.cacheprog +
+              " and stores no entries here itself\n";
+    }
   }
   return text;
 }
@@ -88,6 +95,7 @@ std::string CheckJson(const CheckReport& report) {
         Uint(w, "entry_bytes", check.usage->bytes);
         Uint(w, "trimmable_entries", check.usage->trimmable);
       }
+      if (!check.cacheprog.empty()) String(w, "cacheprog", check.cacheprog);
       Bool(w, "healthy", check.crossed.empty());
       Key(w, "crossed");
       w.StartArray();
@@ -111,10 +119,21 @@ CommandOutcome RunCheck(FlagReader& read, OutputFormat format) {
   t.min_free_bytes = read.OptionalPositiveSize("min-free-bytes");
   auto dirs = read.Paths("cache.dir");
   if (!read.ok()) return {kExitUsage, read.error()};
-  if (dirs.empty()) dirs = GoBuildCaches();
+  const bool given = !dirs.empty();
+  if (!given) dirs = GoBuildCaches();
   if (dirs.empty()) return {kExitUsage, "no build cache: give --cache.dir"};
 
-  const CheckReport report = CheckCaches(dirs, t);
+  CheckReport report = CheckCaches(dirs, t);
+  // A cache the go command no longer writes is worth saying so about.
+  if (const std::string prog = GoCacheProg(ProcessEnv); !prog.empty()) {
+    const auto go_caches = given ? GoBuildCaches() : dirs;
+    for (auto& check : report.caches) {
+      if (std::find(go_caches.begin(), go_caches.end(), AbsolutePath(check.path)) !=
+          go_caches.end()) {
+        check.cacheprog = prog;
+      }
+    }
+  }
   std::cout << (format == OutputFormat::kJson ? CheckJson(report) : CheckText(report));
   return {report.exit_code(), ""};
 }

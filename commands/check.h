@@ -17,6 +17,9 @@ struct CacheCheck {
   std::string error;
   bool counted = false;              // entries counted (--max-bytes)
   std::vector<std::string> crossed;  // thresholds crossed, as sentences
+  // The GOCACHEPROG go commands here use when this is their GOCACHE: they
+  // then store no entries in it themselves. Empty: they write it.
+  std::string cacheprog;
 };
 
 struct CheckReport {

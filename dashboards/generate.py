@@ -205,12 +205,46 @@ def build():
     lay.add(timeseries("Packages listed", [
         target(f"gocache_packages{{{SEL}}}", "{{module}} {{goos}}/{{goarch}}")], "short"), 12, 8)
 
-    lay.row("Cache latency from build traces")
+    lay.row("Cache latency from the GOCACHEPROG helper")
+    lay.add(heatmap("Read latency (get hits)",
+                    "sum by (le) (increase(gocache_cacheprog_request_duration_seconds_bucket"
+                    f'{{{PSEL},command="get",result="hit"}}[$__rate_interval]))',
+                    description="Every get a go command sent to gocache_exporter cacheprog and "
+                                "it served from the cache, timed from the request to the "
+                                "answer."), 12, 8)
+    lay.add(heatmap("Write latency (puts)",
+                    "sum by (le) (increase(gocache_cacheprog_request_duration_seconds_bucket"
+                    f'{{{PSEL},command="put",result="ok"}}[$__rate_interval]))',
+                    description="Every put stored by the helper, evictions to hold its bounds "
+                                "included."), 12, 8)
+    lay.add(timeseries("Get hit ratio", [target(
+        f'sum(rate(gocache_cacheprog_requests_total{{{PSEL},command="get",result="hit"}}'
+        f"[$__rate_interval])) / sum(rate(gocache_cacheprog_requests_total"
+        f'{{{PSEL},command="get"}}[$__rate_interval]))',
+        "hit ratio")], "percentunit", minimum=0, maximum=1,
+        description="Gets served from the cache over all gets the helpers answered."), 8, 8)
+    lay.add(timeseries("Requests", [
+        target(f"sum by (command, result) (rate(gocache_cacheprog_requests_total{{{PSEL}}}"
+               "[$__rate_interval]))", "{{command}} {{result}}"),
+        target(f"sum by (reason) (rate(gocache_cacheprog_get_misses_total{{{PSEL}}}"
+               "[$__rate_interval]))", "miss: {{reason}}")], "ops"), 8, 8)
+    lay.add(timeseries("Helpers", [
+        target(f"sum(gocache_cacheprog_processes{{{PSEL}}})", "running"),
+        target(f"sum by (reason) (increase(gocache_cacheprog_evictions_total{{{PSEL}}}"
+               "[$__rate_interval]))", "evicted: {{reason}}"),
+        target(f"sum(increase(gocache_cacheprog_reports_lost_total{{{PSEL}}}"
+               "[$__rate_interval]))", "reports lost")], "short",
+        description="Helpers running now, entries they evicted and reports that did not "
+                    "reach the exporter."), 8, 8)
+
+    lay.row("Cache latency derived from action graphs")
     lay.add(heatmap("Cache read latency (hits)",
                     "sum by (le) (increase(gocache_trace_cache_read_seconds_bucket"
                     f'{{{SEL},mode="build"}}[$__rate_interval]))',
                     description="Compile actions served from the cache, from the action graphs "
-                                "builds drop into the trace spool."), 12, 8)
+                                "builds drop into the trace spool: the whole action, hashing "
+                                "its inputs included. For go commands run without the "
+                                "helper."), 12, 8)
     lay.add(heatmap("Cache write latency (misses)",
                     "sum by (le) (increase(gocache_trace_cache_write_seconds_bucket"
                     f'{{{SEL},mode="build"}}[$__rate_interval]))',

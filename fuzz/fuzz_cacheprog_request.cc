@@ -1,4 +1,4 @@
-// Fuzzes the GOCACHEPROG request reader (cacheprog::RequestReader), which
+// Fuzzes the GOCACHEPROG request reader (helper::RequestReader), which
 // reads whatever arrives on the helper's stdin, and the response writer.
 // The first input byte sets the size of the reads the input arrives in.
 //
@@ -15,7 +15,7 @@
 #include "commands/cacheprog/protocol.h"
 #include "fuzz/fuzz_check.h"
 
-namespace cp = gocache::cacheprog;
+namespace cp = gocache::helper;
 
 namespace {
 

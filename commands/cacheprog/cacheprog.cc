@@ -10,6 +10,7 @@
 
 #include "cache/cache_discovery.h"
 #include "cache/disk_cache.h"
+#include "commands/cacheprog/reporter.h"
 #include "commands/cacheprog/server.h"
 
 namespace gocache {
@@ -17,14 +18,24 @@ namespace {
 
 constexpr const char* kProgram = "gocache_exporter cacheprog";
 
+namespace report = cacheprog_report;
+
+report::Report RequestReport(const helper::RequestRecord& record) {
+  return report::Report{
+      .event = report::Event::kRequest,
+      .command = record.command == helper::RequestCommand::kPut ? report::Command::kPut
+                                                                : report::Command::kGet,
+      .result = record.result,
+      .miss = record.miss,
+      .bytes = record.bytes,
+      .duration_ns = static_cast<uint64_t>(record.duration.count()),
+  };
+}
+
 // The build cache the go command would use, from the environment alone: the
 // helper starts once per go command and may not spend time asking `go env`.
 std::string DefaultBuildCache() {
-  const auto getenv = [](const std::string& name) {
-    const char* value = std::getenv(name.c_str());
-    return std::string(value ? value : "");
-  };
-  for (const auto& cache : DefaultCaches(getenv)) {
+  for (const auto& cache : DefaultCaches(ProcessEnv)) {
     if (cache.kind == CacheKind::kBuild) return cache.path;
   }
   return "";
@@ -37,17 +48,17 @@ int ServeWithoutCache(const std::string& why) {
   std::cerr << kProgram << ": " << why << ": building without the cache\n";
   const std::string hello = "{\"ID\":0,\"KnownCommands\":[\"close\"]}\n";
   if (write(STDOUT_FILENO, hello.data(), hello.size()) < 0) return 1;
-  cacheprog::RequestReader reader(
+  helper::RequestReader reader(
       [](char* buffer, size_t size) { return read(STDIN_FILENO, buffer, size); }, 0);
   for (;;) {
     const auto next = reader.Next();
-    if (next.kind == cacheprog::ReadOutcome::Kind::kEnd) return 0;
-    cacheprog::Response answer{.id = next.request.id};
-    if (next.kind == cacheprog::ReadOutcome::Kind::kInvalid) answer.err = next.error;
-    const std::string line = cacheprog::FormatResponse(answer);
+    if (next.kind == helper::ReadOutcome::Kind::kEnd) return 0;
+    helper::Response answer{.id = next.request.id};
+    if (next.kind == helper::ReadOutcome::Kind::kInvalid) answer.err = next.error;
+    const std::string line = helper::FormatResponse(answer);
     if (write(STDOUT_FILENO, line.data(), line.size()) < 0) return 1;
-    if (next.kind == cacheprog::ReadOutcome::Kind::kRequest &&
-        next.request.command == cacheprog::RequestCommand::kClose) {
+    if (next.kind == helper::ReadOutcome::Kind::kRequest &&
+        next.request.command == helper::RequestCommand::kClose) {
       return 0;
     }
   }
@@ -56,6 +67,7 @@ int ServeWithoutCache(const std::string& why) {
 CommandOutcome RunCacheprog(FlagReader& read, OutputFormat) {
   const auto dirs = read.Paths("cache.dir");
   const uint64_t max_body_size = read.PositiveSize("max-body-size");
+  const std::string socket = read.Text("cacheprog.socket");
   if (!read.ok()) return {kExitUsage, read.error()};
   if (dirs.size() > 1) return {kExitUsage, "--cache.dir given more than once"};
   const std::string dir = dirs.empty() ? DefaultBuildCache() : dirs.front();
@@ -71,15 +83,27 @@ CommandOutcome RunCacheprog(FlagReader& read, OutputFormat) {
   const auto cache = DiskCache::Open(dir, error);
   if (!cache) return {ServeWithoutCache(error), ""};
 
-  cacheprog::ServeOptions options;
+  helper::Reporter reporter(socket, dir);
+  reporter.Send(report::Report{.event = report::Event::kStart});
+  helper::ServeOptions options;
   options.max_body_size = max_body_size;
-  const auto served = cacheprog::Serve(*cache, STDIN_FILENO, STDOUT_FILENO, options, nullptr);
+  const auto served =
+      helper::Serve(*cache, STDIN_FILENO, STDOUT_FILENO, options,
+                    [&](const helper::RequestRecord& r) { reporter.Send(RequestReport(r)); });
   if (!served.problem.empty()) std::cerr << kProgram << ": " << served.problem << "\n";
   // The go command trims a cache it writes when it closes it; it no longer
   // writes this one, so its helper does, after answering the close.
-  if (served.closed && !cache->TrimIfDue(error) && !error.empty()) {
-    std::cerr << kProgram << ": trim: " << error << "\n";
+  if (served.closed) {
+    if (const auto trimmed = cache->TrimIfDue(error); trimmed && trimmed->entries() > 0) {
+      reporter.Send(report::Report{.event = report::Event::kEviction,
+                                   .bytes = trimmed->bytes,
+                                   .eviction = report::EvictionReason::kAge,
+                                   .entries = trimmed->entries()});
+    } else if (!trimmed && !error.empty()) {
+      std::cerr << kProgram << ": trim: " << error << "\n";
+    }
   }
+  reporter.Send(report::Report{.event = report::Event::kStop});
   return {kExitHealthy, ""};
 }
 
@@ -105,7 +129,10 @@ const Command& CacheprogCommand() {
                  cxxopts::value<std::vector<std::string>>())
                 ("max-body-size", "Largest output stored; a larger put gets an error, the "
                  "build goes on.",
-                 cxxopts::value<std::string>()->default_value("1GiB"));
+                 cxxopts::value<std::string>()->default_value("1GiB"))
+                ("cacheprog.socket", "Where a running exporter receives the helper's reports "
+                 "(its own --cacheprog.socket); empty: send none.",
+                 cxxopts::value<std::string>()->default_value(cacheprog_report::kDefaultSocket));
             // clang-format on
           },
       .run = RunCacheprog,

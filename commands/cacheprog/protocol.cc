@@ -9,7 +9,7 @@
 
 #include "base/base64.h"
 
-namespace gocache::cacheprog {
+namespace gocache::helper {
 namespace {
 
 constexpr size_t kReadChunk = 64 * 1024;
@@ -351,4 +351,4 @@ std::string FormatResponse(const Response& response) {
   return line;
 }
 
-}  // namespace gocache::cacheprog
+}  // namespace gocache::helper

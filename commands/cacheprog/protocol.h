@@ -22,7 +22,7 @@
 
 #include "cache/build_cache.h"
 
-namespace gocache::cacheprog {
+namespace gocache::helper {
 
 enum class RequestCommand { kGet, kPut, kClose };
 
@@ -98,4 +98,4 @@ std::string FormatResponse(const Response& response);
 // trailing zeros of the fraction dropped, in UTC.
 std::string FormatTime(int64_t unix_ns);
 
-}  // namespace gocache::cacheprog
+}  // namespace gocache::helper

@@ -9,11 +9,11 @@
 #include <thread>
 #include <vector>
 
-namespace gocache::cacheprog {
+namespace gocache::helper {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-using Result = RequestRecord::Result;
+using Result = cacheprog_report::Result;
 
 // Writes each answer as one write of a whole line, so that answers from
 // different threads never interleave.
@@ -211,4 +211,4 @@ ServeResult Serve(const DiskCache& cache, int in_fd, int out_fd, const ServeOpti
   return result;
 }
 
-}  // namespace gocache::cacheprog
+}  // namespace gocache::helper

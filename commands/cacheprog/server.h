@@ -10,10 +10,11 @@
 #include <functional>
 #include <string>
 
+#include "cache/cacheprog_report.h"
 #include "cache/disk_cache.h"
 #include "commands/cacheprog/protocol.h"
 
-namespace gocache::cacheprog {
+namespace gocache::helper {
 
 struct ServeOptions {
   uint64_t max_body_size = uint64_t{1} << 30;
@@ -23,10 +24,10 @@ struct ServeOptions {
 // What became of one request, for the metrics.
 struct RequestRecord {
   RequestCommand command = RequestCommand::kGet;
-  enum class Result { kHit, kMiss, kOk, kError } result = Result::kError;
-  MissReason miss = MissReason::kNoEntry;  // for kMiss
-  uint64_t bytes = 0;                      // output bytes served (get) or stored (put)
-  std::chrono::nanoseconds duration{0};    // from reading the request to writing the answer
+  cacheprog_report::Result result = cacheprog_report::Result::kError;
+  MissReason miss = MissReason::kNone;   // why a get missed
+  uint64_t bytes = 0;                    // output bytes served (get) or stored (put)
+  std::chrono::nanoseconds duration{0};  // from reading the request to writing the answer
 };
 
 using RecordSink = std::function<void(const RequestRecord&)>;
@@ -42,4 +43,4 @@ struct ServeResult {
 ServeResult Serve(const DiskCache& cache, int in_fd, int out_fd, const ServeOptions& options,
                   const RecordSink& record);
 
-}  // namespace gocache::cacheprog
+}  // namespace gocache::helper

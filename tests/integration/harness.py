@@ -356,6 +356,12 @@ def families(text):
     return {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")}
 
 
+def readme_families():
+    """The metric names the README's metric table lists."""
+    with open(os.path.join(SOURCE_DIR, "README.md")) as f:
+        return set(re.findall(r"^\| `?([a-z_:]+)`? \|", f.read(), re.M))
+
+
 def value(samples, name, **labels):
     """The one sample of `name` whose labels include `labels`."""
     found = [v for (n, ls), v in samples.items()

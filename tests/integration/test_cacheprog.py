@@ -9,10 +9,17 @@ import concurrent.futures
 import json
 import os
 import subprocess
+import signal
+import sys
+import threading
+import time
 import unittest
 
-from harness import (EXPORTER, GO_GREET, GO_MAIN, TempDirTest, cacheprog_env, cacheprog_go,
-                     expected_census, parse_metrics, run_exporter, value, write_files)
+from harness import (EXPORTER, GO_GREET, GO_MAIN, Exporter, TempDirTest, cacheprog_env,
+                     cacheprog_go, expected_census, families, has, parse_metrics, promtool_check,
+                     readme_families, run_exporter, value, write_files)
+
+TAP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cacheprog_tap.py")
 
 MODULE = {
     "go.mod": "module example.com/hello\n\ngo 1.19\n",
@@ -40,7 +47,9 @@ def cache_files(cache_dir):
     return sorted(found)
 
 
-class CacheprogTest(TempDirTest):
+class GoBuildTest(TempDirTest):
+    """A module and a go that speaks GOCACHEPROG, to build it with."""
+
     def setUp(self):
         super().setUp()
         self.go = cacheprog_go()
@@ -88,6 +97,8 @@ class CacheprogTest(TempDirTest):
         leftovers = [f for f in cache_files(cache_dir) if ".tmp-" in f]
         self.assertEqual(leftovers, [], "temporary files left behind")
 
+
+class CacheprogTest(GoBuildTest):
     def test_builds_through_the_helper_hit_match_plain_go_and_share_its_directory(self):
         helper_dir = os.path.join(self.tmp, "helper-cache")
         go_cache = os.path.join(self.tmp, "go-cache")
@@ -146,6 +157,150 @@ class CacheprogTest(TempDirTest):
         self.assertGreater(len(commands_run(graph)), 10)
         with open(not_a_dir) as f:
             self.assertEqual(f.read(), "not a cache\n")
+
+
+def tap_counts(log_path):
+    """What the tap saw the helpers answer: {(command, result): count}."""
+    commands, counts = {}, {}
+    with open(log_path) as f:
+        for line in f:
+            entry = json.loads(line)
+            if "request" in entry:
+                commands[entry["request"]] = entry["command"]
+                continue
+            command = commands[entry["answer"]]
+            if command == "close":
+                continue
+            if entry["error"]:
+                result = "error"
+            elif command == "get":
+                result = "miss" if entry["miss"] else "hit"
+            else:
+                result = "ok"
+            counts[(command, result)] = counts.get((command, result), 0) + 1
+    return counts
+
+
+class ReportsTest(GoBuildTest):
+    """The helpers' reports reach a running exporter, and never hold a build."""
+
+    def setUp(self):
+        super().setUp()
+        self.socket = os.path.join(self.tmp, "cacheprog.sock")
+        self.helper_dir = os.path.join(self.tmp, "helper-cache")
+        self.tap_log = os.path.join(self.tmp, "tap.log")
+
+    def tapped_helper(self):
+        return " ".join([sys.executable, TAP, self.tap_log, "--", EXPORTER, "cacheprog",
+                         f"--cache.dir={self.helper_dir}", f"--cacheprog.socket={self.socket}"])
+
+    def exporter(self):
+        return Exporter("--collector.cacheprog", f"--cacheprog.socket={self.socket}",
+                        f"--cache.dir={self.helper_dir}", "--no-collector.stale",
+                        cache_changes="the helpers write the cache it watches")
+
+    def requests(self, samples):
+        return {(dict(labels)["command"], dict(labels)["result"]): v
+                for (name, labels), v in samples.items()
+                if name == "gocache_cacheprog_requests_total" and v > 0}
+
+    def edit_module(self, text):
+        with open(os.path.join(self.src, "greet", "greet.go"), "a") as f:
+            f.write(f"\n// {text}\n")
+
+    def test_the_exporter_counts_exactly_what_the_helpers_answered(self):
+        # No exporter: the build runs as it would without one.
+        self.build("before", gocache=os.path.join(self.tmp, "go"), helper=self.tapped_helper())
+        os.remove(self.tap_log)
+        with self.exporter() as exporter:
+            _, graph, _ = self.build("warm", gocache=os.path.join(self.tmp, "go"),
+                                     helper=self.tapped_helper())
+            self.assertEqual(commands_run(graph), LINK_ONLY)
+            self.edit_module("changed")
+            self.build("changed", gocache=os.path.join(self.tmp, "go"),
+                       helper=self.tapped_helper())
+            want = tap_counts(self.tap_log)
+            self.assertGreater(want.get(("get", "hit"), 0), 10)
+            self.assertGreater(want.get(("put", "ok"), 0), 0)
+            text = exporter.wait_for(lambda s: self.requests(s) == want, timeout=20,
+                                     what=f"requests_total equal to the tap's {want}")
+            samples = parse_metrics(text)
+            path = self.helper_dir
+            self.assertEqual(value(samples, "gocache_cacheprog_processes_started_total",
+                                   path=path), 2)
+            self.assertEqual(value(samples, "gocache_cacheprog_reports_lost_total", path=path), 0)
+            self.assertEqual(value(samples, "gocache_cacheprog_get_misses_total", path=path,
+                                   reason="no_entry"), want.get(("get", "miss"), 0))
+            for command, result in want:
+                self.assertEqual(value(samples, "gocache_cacheprog_request_duration_seconds_count",
+                                       path=path, command=command, result=result),
+                                 want[(command, result)])
+            exporter.wait_for(lambda s: value(s, "gocache_cacheprog_processes", path=path) == 0,
+                              what="no helper running")
+            code, out = promtool_check(text)
+            self.assertEqual((code, out), (0, ""))
+            self.assertEqual(families(text) - readme_families(), set(),
+                             "families the README's metric table does not list")
+
+    def test_an_exporter_killed_mid_build_fails_no_build_and_counts_nothing_twice(self):
+        exporter = self.exporter()
+        try:
+            result = {}
+            build = threading.Thread(target=lambda: result.update(
+                out=self.build("cold", gocache=os.path.join(self.tmp, "go"),
+                               helper=self.tapped_helper())))
+            build.start()
+            exporter.wait_for(
+                has("gocache_cacheprog_processes_started_total", path=self.helper_dir),
+                what="the helper's first report")
+            exporter.proc.send_signal(signal.SIGKILL)
+            exporter.proc.wait(timeout=10)
+            build.join(timeout=600)
+            self.assertIn("out", result, "the build failed with the exporter killed")
+        finally:
+            exporter.stop()
+        with self.exporter() as exporter:
+            self.edit_module("after the restart")
+            self.build("after", gocache=os.path.join(self.tmp, "go"), helper=self.tapped_helper())
+            time.sleep(0.5)  # the last datagrams
+            seen = tap_counts(self.tap_log)
+            counted = self.requests(parse_metrics(exporter.scrape()))
+            self.assertTrue(counted, "the restarted exporter counts the next build")
+            for key, count in counted.items():
+                self.assertLessEqual(count, seen.get(key, 0), key)
+
+
+class CheckNoticesTest(TempDirTest):
+    def test_check_says_when_the_go_command_no_longer_writes_the_cache(self):
+        gocache = os.path.join(self.tmp, "go-build")
+        other = os.path.join(self.tmp, "other")
+        os.makedirs(gocache)
+        os.makedirs(other)
+        env = dict(os.environ, GOCACHE=gocache, HOME=self.tmp, PATH="/usr/bin:/bin")
+        env.pop("GOENV", None)
+        helper = f"{EXPORTER} cacheprog --cache.dir={other}"
+        r = run_exporter("check", f"--cache.dir={gocache}", f"--cache.dir={other}",
+                         env=dict(env, GOCACHEPROG=helper))
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        lines = r.stdout.decode().splitlines()
+        self.assertEqual(lines[1], f"  note: the go command uses GOCACHEPROG={helper} and "
+                                   "stores no entries here itself")
+        self.assertTrue(lines[2].startswith(other + ": "))
+        self.assertEqual(len(lines), 3, "only the go command's own GOCACHE gets the note")
+        r = run_exporter("check", f"--cache.dir={gocache}", "--format=json",
+                         env=dict(env, GOCACHEPROG=helper))
+        self.assertEqual(json.loads(r.stdout)["caches"][0]["cacheprog"], helper)
+
+        # Set with `go env -w`, in the go env file, it is found there too.
+        os.makedirs(os.path.join(self.tmp, ".config", "go"))
+        with open(os.path.join(self.tmp, ".config", "go", "env"), "w") as f:
+            f.write(f"GOCACHEPROG={helper}\n")
+        r = run_exporter("check", f"--cache.dir={gocache}", "--format=json", env=env)
+        self.assertEqual(json.loads(r.stdout)["caches"][0]["cacheprog"], helper)
+        # Without one, nothing is said.
+        os.remove(os.path.join(self.tmp, ".config", "go", "env"))
+        r = run_exporter("check", f"--cache.dir={gocache}", "--format=json", env=env)
+        self.assertNotIn("cacheprog", json.loads(r.stdout)["caches"][0])
 
 
 def b64(data):

@@ -514,12 +514,17 @@ class DashboardTest(unittest.TestCase):
         for expr in latency:
             self.assertRegex(expr, r"increase\(gocache_trace_cache_(read|write)_seconds_bucket"
                                    r"\{.*\}\[\$__rate_interval\]\)")
+        exact = [t["expr"] for p in heatmaps for t in p["targets"] if "cacheprog" in t["expr"]]
+        self.assertEqual(len(exact), 2)
+        for expr, command in zip(exact, ("get", "put")):
+            self.assertRegex(expr, r"increase\(gocache_cacheprog_request_duration_seconds_bucket"
+                                   r'\{.*command="' + command + r'".*\}\[\$__rate_interval\]\)')
 
     def test_has_the_rows_users_look_for(self):
         rows = [p["title"] for p in self.dashboard["panels"] if p["type"] == "row"]
         self.assertEqual(rows, ["Overview", "Inode and space usage", "Density", "Entry age",
-                                "Staleness", "Cache latency from build traces",
-                                "Exporter health"])
+                                "Staleness", "Cache latency from the GOCACHEPROG helper",
+                                "Cache latency derived from action graphs", "Exporter health"])
         inode = next(p for p in self.panels if p["title"] == "Inode usage" and
                      p["type"] == "timeseries")
         steps = inode["fieldConfig"]["defaults"]["thresholds"]["steps"]

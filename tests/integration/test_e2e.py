@@ -13,6 +13,7 @@ import math
 import os
 import re
 import shutil
+import socket
 import threading
 import time
 import urllib.request
@@ -145,11 +146,23 @@ class EndToEndTest(TempDirTest):
         env = stale_env(os.path.join(self.tmp, "stale"))
         module = make_module(os.path.join(self.tmp, "m"))
 
+        helper_socket = os.path.join(self.tmp, "cacheprog.sock")
         exporter = Exporter(f"--cache.dir={cache}", "--scan.interval=1s",
                             f"--trace.dir={spool}", "--trace.settle=1ms",
                             f"--stale.module={module}", f"--stale.go={go_binary()}",
-                            "--stale.interval=2s", env=env)
+                            "--stale.interval=2s", "--collector.cacheprog",
+                            f"--cacheprog.socket={helper_socket}", env=env)
         self.addCleanup(exporter.stop)
+        # A GOCACHEPROG helper's reports for this cache, as its lines
+        # (test_cacheprog drives the real helper): a start, a hit, a miss, a
+        # put, an eviction and a stop.
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as helper:
+            helper.connect(helper_socket)
+            for report in ["start 0", "request 0 get hit - 4096 90000",
+                           "request 0 get miss no_entry 0 20000",
+                           "request 0 put ok - 4096 1500000", "evict 0 age 2 8192", "stop 0"]:
+                event, rest = report.split(" ", 1)
+                helper.sendall(f"v1 {event} {os.getpid()} {rest} {cache}\n".encode())
         instance = f"127.0.0.1:{exporter.port}"
 
         webhook = Webhook()

@@ -13,9 +13,9 @@ import subprocess
 import time
 import urllib.request
 
-from harness import (EXPORTER, SOURCE_DIR, Exporter, TempDirTest, cache_dirs, copy_go_cache,
+from harness import (EXPORTER, Exporter, TempDirTest, cache_dirs, copy_go_cache,
                      families, find_count, free_port, go_binary, go_env, has, parse_metrics, promtool_check,
-                     run_exporter, shared_go_cache, tool, value)
+                     readme_families, run_exporter, shared_go_cache, tool, value)
 
 # Other processes on a shared machine create and delete files between our
 # statvfs and theirs: free inodes may differ by this much, free bytes by
@@ -138,9 +138,7 @@ class RealCacheTest(TempDirTest):
     def test_readme_lists_every_family(self):
         with self.start() as exporter:
             text = exporter.wait_for(has("gocache_dir_inodes", kind="build"), what="first scan")
-        with open(os.path.join(SOURCE_DIR, "README.md")) as f:
-            listed = set(re.findall(r"^\| `?([a-z_:]+)`? \|", f.read(), re.M))
-        missing = families(text) - listed
+        missing = families(text) - readme_families()
         self.assertEqual(missing, set(), "families the README's metric table does not list")
 
 

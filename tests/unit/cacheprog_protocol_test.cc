@@ -6,7 +6,7 @@
 #include "base/base64.h"
 #include "commands/cacheprog/protocol.h"
 
-namespace gocache::cacheprog {
+namespace gocache::helper {
 namespace {
 
 using Kind = ReadOutcome::Kind;
@@ -215,4 +215,4 @@ TEST(FormatResponseTest, TimesAreRfc3339WithNanosecondsAsGoWritesThem) {
 }
 
 }  // namespace
-}  // namespace gocache::cacheprog
+}  // namespace gocache::helper

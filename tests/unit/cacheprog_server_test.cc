@@ -9,7 +9,7 @@
 #include "commands/cacheprog/server.h"
 #include "fixtures.h"
 
-namespace gocache::cacheprog {
+namespace gocache::helper {
 namespace {
 
 using testing_util::TempDir;
@@ -139,12 +139,12 @@ TEST(ServeTest, AnswersGetsPutsAndCloseAsTheGoCommandExpects) {
 
   const auto records = session.records();
   ASSERT_EQ(records.size(), 3u);
-  EXPECT_EQ(records[0].result, RequestRecord::Result::kMiss);
+  EXPECT_EQ(records[0].result, cacheprog_report::Result::kMiss);
   EXPECT_EQ(records[0].miss, MissReason::kNoEntry);
   EXPECT_EQ(records[1].command, RequestCommand::kPut);
-  EXPECT_EQ(records[1].result, RequestRecord::Result::kOk);
+  EXPECT_EQ(records[1].result, cacheprog_report::Result::kOk);
   EXPECT_EQ(records[1].bytes, 10u);
-  EXPECT_EQ(records[2].result, RequestRecord::Result::kHit);
+  EXPECT_EQ(records[2].result, cacheprog_report::Result::kHit);
   EXPECT_EQ(records[2].bytes, 10u);
   for (const auto& r : records) EXPECT_GT(r.duration.count(), 0);
 }
@@ -206,9 +206,9 @@ TEST(ServeTest, ABadRequestGetsAnErrorAndServingGoesOn) {
   // The malformed line claimed no command: not counted as a get or a put.
   const auto records = session.records();
   ASSERT_EQ(records.size(), 3u);
-  EXPECT_EQ(records[0].result, RequestRecord::Result::kError);
+  EXPECT_EQ(records[0].result, cacheprog_report::Result::kError);
   EXPECT_EQ(records[1].command, RequestCommand::kPut);
-  EXPECT_EQ(records[1].result, RequestRecord::Result::kError);
+  EXPECT_EQ(records[1].result, cacheprog_report::Result::kError);
 }
 
 TEST(ServeTest, TheEndOfInputMidRequestEndsServingCleanly) {
@@ -228,4 +228,4 @@ TEST(ServeTest, TheEndOfInputMidRequestEndsServingCleanly) {
 }
 
 }  // namespace
-}  // namespace gocache::cacheprog
+}  // namespace gocache::helper
