@@ -256,8 +256,14 @@ std::optional<TrimResult> TrimCache(const std::string& dir, const TrimBounds& bo
   // Units of removal, least recently used first: each action with the
   // output it names, and each output that no action names.
   std::vector<uint32_t> references(entries.size(), 0);
-  for (const Entry& e : entries) {
+  for (uint32_t i = 0; i < entries.size(); ++i) {
+    const Entry& e = entries[i];
     if (e.action && e.output != kNoOutput) ++references[e.output];
+    // A running go command's hold is one more reference: the output stays
+    // whatever becomes of the actions that name it.
+    if (!e.action && std::binary_search(options.held.begin(), options.held.end(), e.id)) {
+      ++references[i];
+    }
   }
   std::vector<uint32_t> units;
   for (uint32_t i = 0; i < entries.size(); ++i) {

@@ -82,6 +82,9 @@ struct TrimOptions {
   std::function<void(const TrimProgress&)> progress;
   // Asked between removals; true ends the trim early (exporter shutdown).
   std::function<bool()> stop;
+  // Outputs that running go commands hold (a GOCACHEPROG helper handed
+  // them out), sorted: never removed (the actions naming them may be).
+  std::vector<std::array<uint8_t, 32>> held;
 };
 
 // Reads the cache's usage: statvfs alone, or with `count_entries` also a

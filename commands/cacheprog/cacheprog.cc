@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "cache/cache_budget.h"
 #include "cache/cache_discovery.h"
 #include "cache/disk_cache.h"
 #include "commands/cacheprog/reporter.h"
@@ -68,6 +69,9 @@ CommandOutcome RunCacheprog(FlagReader& read, OutputFormat) {
   const auto dirs = read.Paths("cache.dir");
   const uint64_t max_body_size = read.PositiveSize("max-body-size");
   const std::string socket = read.Text("cacheprog.socket");
+  CacheLimits limits;
+  limits.max_bytes = read.OptionalPositiveSize("max-bytes");
+  limits.max_inode_usage = read.OptionalRatio("max-inode-usage", true);
   if (!read.ok()) return {kExitUsage, read.error()};
   if (dirs.size() > 1) return {kExitUsage, "--cache.dir given more than once"};
   const std::string dir = dirs.empty() ? DefaultBuildCache() : dirs.front();
@@ -87,14 +91,29 @@ CommandOutcome RunCacheprog(FlagReader& read, OutputFormat) {
   reporter.Send(report::Report{.event = report::Event::kStart});
   helper::ServeOptions options;
   options.max_body_size = max_body_size;
-  const auto served =
-      helper::Serve(*cache, STDIN_FILENO, STDOUT_FILENO, options,
-                    [&](const helper::RequestRecord& r) { reporter.Send(RequestReport(r)); });
+  auto budget = limits.any() ? CacheBudget::Open(dir, limits, error) : std::nullopt;
+  // Unbounded rather than failed: a bound never fails a build.
+  if (limits.any() && !budget) {
+    std::cerr << kProgram << ": cannot keep the bounds: " << error << "\n";
+  }
+  options.budget = budget ? &*budget : nullptr;
+  const auto served = helper::Serve(
+      *cache, STDIN_FILENO, STDOUT_FILENO, options,
+      [&](const helper::RequestRecord& r) { reporter.Send(RequestReport(r)); },
+      [&](const Eviction& e) {
+        reporter.Send(report::Report{.event = report::Event::kEviction,
+                                     .bytes = e.bytes,
+                                     .eviction = e.bound == TrimBound::kBytes
+                                                     ? report::EvictionReason::kBytes
+                                                     : report::EvictionReason::kInodes,
+                                     .entries = e.entries});
+      });
   if (!served.problem.empty()) std::cerr << kProgram << ": " << served.problem << "\n";
   // The go command trims a cache it writes when it closes it; it no longer
   // writes this one, so its helper does, after answering the close.
   if (served.closed) {
     if (const auto trimmed = cache->TrimIfDue(error); trimmed && trimmed->entries() > 0) {
+      if (budget) budget->Recount();
       reporter.Send(report::Report{.event = report::Event::kEviction,
                                    .bytes = trimmed->bytes,
                                    .eviction = report::EvictionReason::kAge,
@@ -130,6 +149,11 @@ const Command& CacheprogCommand() {
                 ("max-body-size", "Largest output stored; a larger put gets an error, the "
                  "build goes on.",
                  cxxopts::value<std::string>()->default_value("1GiB"))
+                ("max-bytes", "Bound on the bytes of the cache's entries, such as 20GiB: a put "
+                 "that would cross it first evicts the least recently used.",
+                 cxxopts::value<std::string>())
+                ("max-inode-usage", "Bound on the inode usage of the cache's filesystem (0..1), "
+                 "kept the same way.", cxxopts::value<std::string>())
                 ("cacheprog.socket", "Where a running exporter receives the helper's reports "
                  "(its own --cacheprog.socket); empty: send none.",
                  cxxopts::value<std::string>()->default_value(cacheprog_report::kDefaultSocket));

@@ -55,8 +55,9 @@ struct Pending {
 
 class Server {
  public:
-  Server(const DiskCache& cache, int out_fd, const ServeOptions& options, const RecordSink& record)
-      : cache_(cache), out_(out_fd), record_(record) {
+  Server(const DiskCache& cache, int out_fd, const ServeOptions& options, const RecordSink& record,
+         const EvictionSink& evicted)
+      : cache_(cache), out_(out_fd), budget_(options.budget), record_(record), evicted_(evicted) {
     for (int i = 0; i < std::max(1, options.put_threads); ++i) {
       writers_.emplace_back([this] { WriterLoop(); });
     }
@@ -78,6 +79,8 @@ class Server {
     Response response{.id = request.id};
     RequestRecord record{.command = RequestCommand::kGet};
     if (got.hit) {
+      // Held before the go command hears of it: no eviction takes it now.
+      if (budget_) budget_->Hold(got.hit->output_id);
       response.output_id = got.hit->output_id;
       response.size = got.hit->size;
       response.time_ns = got.hit->time_ns;
@@ -131,6 +134,14 @@ class Server {
         put = std::move(queue_.front());
         queue_.pop_front();
       }
+      if (budget_) {
+        // An output and an action entry: its bytes and two files.
+        std::string error;
+        const auto eviction =
+            budget_->Reserve(put.request.body.size() + buildcache::kActionEntrySize, 2, error);
+        if (eviction && evicted_) evicted_(*eviction);
+        budget_->Hold(put.request.output_id);
+      }
       const PutResult stored =
           cache_.Put(put.request.action_id, put.request.output_id, put.request.body);
       Response response{.id = put.request.id};
@@ -154,7 +165,9 @@ class Server {
 
   const DiskCache& cache_;
   ResponseWriter out_;
+  CacheBudget* const budget_;
   const RecordSink& record_;
+  const EvictionSink& evicted_;
   std::mutex mu_;
   std::condition_variable work_, done_;
   std::deque<Pending> queue_;
@@ -166,9 +179,9 @@ class Server {
 }  // namespace
 
 ServeResult Serve(const DiskCache& cache, int in_fd, int out_fd, const ServeOptions& options,
-                  const RecordSink& record) {
+                  const RecordSink& record, const EvictionSink& evicted) {
   ServeResult result;
-  Server server(cache, out_fd, options, record);
+  Server server(cache, out_fd, options, record, evicted);
   if (!server.out().Send(Response{.id = 0, .known_commands = true})) {
     result.problem = "cannot write to the go command";
     return result;

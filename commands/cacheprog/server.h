@@ -10,6 +10,7 @@
 #include <functional>
 #include <string>
 
+#include "cache/cache_budget.h"
 #include "cache/cacheprog_report.h"
 #include "cache/disk_cache.h"
 #include "commands/cacheprog/protocol.h"
@@ -19,6 +20,9 @@ namespace gocache::helper {
 struct ServeOptions {
   uint64_t max_body_size = uint64_t{1} << 30;
   int put_threads = 4;
+  // The bounds to keep as puts write, if any (--max-bytes,
+  // --max-inode-usage); it also learns which outputs this helper handed out.
+  CacheBudget* budget = nullptr;
 };
 
 // What became of one request, for the metrics.
@@ -31,6 +35,7 @@ struct RequestRecord {
 };
 
 using RecordSink = std::function<void(const RequestRecord&)>;
+using EvictionSink = std::function<void(const Eviction&)>;
 
 struct ServeResult {
   bool closed = false;  // the go command said close (else its input ended)
@@ -39,8 +44,8 @@ struct ServeResult {
 
 // Serves `cache` on in_fd/out_fd until a close request (answered after every
 // put before it) or the end of the input. `record` is called once per
-// request answered, from any thread.
+// request answered, `evicted` once per eviction a put made, from any thread.
 ServeResult Serve(const DiskCache& cache, int in_fd, int out_fd, const ServeOptions& options,
-                  const RecordSink& record);
+                  const RecordSink& record, const EvictionSink& evicted = nullptr);
 
 }  // namespace gocache::helper

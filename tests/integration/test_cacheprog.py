@@ -58,10 +58,12 @@ class GoBuildTest(TempDirTest):
         self.src = os.path.join(self.tmp, "src")
         write_files(self.src, MODULE)
 
-    def build(self, name, gocache=None, helper=None, src=None):
+    def build(self, name, gocache=None, helper=None, src=None, goos=None):
         """Builds the module (through `helper`, a GOCACHEPROG, when given);
         returns (binary, action graph, stderr)."""
         env = dict(self.env)
+        if goos:
+            env["GOOS"] = goos
         if gocache:
             env["GOCACHE"] = gocache
         if helper:
@@ -179,6 +181,84 @@ def tap_counts(log_path):
                 result = "ok"
             counts[(command, result)] = counts.get((command, result), 0) + 1
     return counts
+
+
+def entries(cache_dir):
+    """{name: (size, mtime in ns)} of the actions and outputs in a cache directory."""
+    found = {}
+    for shard in os.listdir(cache_dir):
+        if len(shard) != 2 or not os.path.isdir(os.path.join(cache_dir, shard)):
+            continue
+        for name in os.listdir(os.path.join(cache_dir, shard)):
+            if name.endswith(("-a", "-d")):
+                st = os.lstat(os.path.join(cache_dir, shard, name))
+                found[name] = (st.st_size, st.st_mtime_ns)
+    return found
+
+
+def entry_bytes(found):
+    return sum(size for size, _ in found.values())
+
+
+class BoundsTest(GoBuildTest):
+    def assert_least_recently_used_went(self, before, after):
+        """Of the actions listed before, those evicted since were used no
+        later than every one that is still there as it was (an action the
+        build wrote again counts as new)."""
+        actions = {n: m for n, (_, m) in before.items() if n.endswith("-a")}
+        gone = [m for n, m in actions.items() if n not in after]
+        kept = [m for n, m in actions.items() if n in after and after[n][1] == m]
+        self.assertTrue(gone, "the build evicted nothing")
+        if kept:
+            self.assertLessEqual(max(gone), min(kept), "a newer action went before an older one")
+
+    def test_max_bytes_holds_across_builds_for_three_targets(self):
+        # What one target's build writes: its own standard library and more.
+        probe = os.path.join(self.tmp, "probe")
+        self.build("probe", gocache=os.path.join(self.tmp, "go"),
+                   helper=helper_command(probe, "--cacheprog.socket="))
+        bound = int(1.5 * entry_bytes(entries(probe)))
+        helper_dir = os.path.join(self.tmp, "bounded")
+        helper = helper_command(helper_dir, f"--max-bytes={bound}", "--cacheprog.socket=")
+        before = None
+        for goos in ("linux", "windows", "darwin"):
+            _, _, stderr = self.build(f"hello-{goos}", gocache=os.path.join(self.tmp, "go"),
+                                      helper=helper, goos=goos)
+            now = entries(helper_dir)
+            self.assertLessEqual(entry_bytes(now), bound, f"after the {goos} build")
+            self.assertNotIn("cacheprog", stderr)
+            if before is not None:
+                self.assert_least_recently_used_went(before, now)
+            before = now
+        self.assert_healthy_cache(helper_dir)
+
+    def test_max_inode_usage_holds_on_a_small_filesystem(self):
+        probe = os.path.join(self.tmp, "probe")
+        self.build("probe", gocache=os.path.join(self.tmp, "go"),
+                   helper=helper_command(probe, "--cacheprog.socket="))
+        one = len(entries(probe))
+        mnt = self.mount_tmpfs("size=512m,nr_inodes=4000,mode=755")
+        helper_dir = os.path.join(mnt, "go-build")
+        # The cache's directories and the helpers' own files, before any entry.
+        subprocess.run([EXPORTER, "cacheprog", f"--cache.dir={helper_dir}", "--max-bytes=1TiB",
+                        "--cacheprog.socket="], input=b"", check=True, timeout=30)
+        fs = os.statvfs(mnt)
+        base = fs.f_files - fs.f_ffree
+        bound = (base + 1.5 * one) / fs.f_files
+        helper = helper_command(helper_dir, f"--max-inode-usage={bound:.4f}",
+                                "--cacheprog.socket=")
+        before = None
+        for goos in ("linux", "windows", "darwin"):
+            self.build(f"hello-{goos}", gocache=os.path.join(self.tmp, "go"), helper=helper,
+                       goos=goos)
+            fs = os.statvfs(mnt)
+            self.assertLessEqual((fs.f_files - fs.f_ffree) / fs.f_files, bound,
+                                 f"inode usage after the {goos} build")
+            now = entries(helper_dir)
+            if before is not None:
+                self.assert_least_recently_used_went(before, now)
+            before = now
+        self.assert_healthy_cache(helper_dir)
 
 
 class ReportsTest(GoBuildTest):
