@@ -45,18 +45,24 @@ void WriteTotal(int fd, uint64_t total) {
   }
 }
 
-// An exclusive lock on the state file for as long as it lives.
-class StateLock {
+// A lock on a file, exclusive or shared, for as long as it lives.
+class FileLock {
  public:
-  explicit StateLock(int fd) : fd_(fd) {
-    while (flock(fd_, LOCK_EX) != 0 && errno == EINTR) {
+  FileLock(int fd, int operation) : fd_(fd) {
+    while (flock(fd_, operation) != 0 && errno == EINTR) {
     }
   }
-  ~StateLock() { flock(fd_, LOCK_UN); }
+  ~FileLock() { flock(fd_, LOCK_UN); }
 
  private:
   int fd_;
 };
+
+int OpenShared(const std::string& path, std::string& error) {
+  const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0666);
+  if (fd < 0) error = DescribeErrno(errno, path);
+  return fd;
+}
 
 }  // namespace
 
@@ -69,21 +75,26 @@ std::optional<CacheBudget> CacheBudget::Open(const std::string& dir, const Cache
       return std::nullopt;
     }
   }
-  const std::string state = state_dir + "/state";
-  const int fd = open(state.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0666);
-  if (fd < 0) {
-    error = DescribeErrno(errno, state);
+  const int state_fd = OpenShared(state_dir + "/state", error);
+  if (state_fd < 0) return std::nullopt;
+  const int lock_fd = OpenShared(state_dir + "/lock", error);
+  if (lock_fd < 0) {
+    close(state_fd);
     return std::nullopt;
   }
-  return CacheBudget(dir, limits, fd);
+  return CacheBudget(dir, limits, state_fd, lock_fd);
 }
 
 CacheBudget::CacheBudget(CacheBudget&& other) noexcept
     : dir_(std::move(other.dir_)),
       limits_(other.limits_),
       state_fd_(std::exchange(other.state_fd_, -1)),
+      lock_fd_(std::exchange(other.lock_fd_, -1)),
       held_fd_(std::exchange(other.held_fd_, -1)),
-      mu_(std::move(other.mu_)) {}
+      state_mu_(std::move(other.state_mu_)),
+      lock_mu_(std::move(other.lock_mu_)),
+      held_mu_(std::move(other.held_mu_)),
+      readers_mu_(std::move(other.readers_mu_)) {}
 
 CacheBudget::~CacheBudget() {
   if (held_fd_ >= 0) {
@@ -91,10 +102,40 @@ CacheBudget::~CacheBudget() {
     unlink(HeldPath(dir_, getpid()).c_str());  // this helper's go command is done
   }
   if (state_fd_ >= 0) close(state_fd_);
+  if (lock_fd_ >= 0) close(lock_fd_);
+}
+
+void CacheBudget::LockShared() {
+  std::lock_guard count(*readers_mu_);
+  if (readers_++ == 0) {
+    while (flock(lock_fd_, LOCK_SH) != 0 && errno == EINTR) {
+    }
+  }
+}
+
+void CacheBudget::UnlockShared() {
+  std::lock_guard count(*readers_mu_);
+  if (--readers_ == 0) flock(lock_fd_, LOCK_UN);
+}
+
+GetResult CacheBudget::GetAndHold(const DiskCache& cache, const buildcache::Id& action) {
+  std::shared_lock threads(*lock_mu_);
+  LockShared();
+  GetResult got = cache.Get(action);
+  if (got.hit) AppendHold(got.hit->output_id);
+  UnlockShared();
+  return got;
 }
 
 void CacheBudget::Hold(const buildcache::Id& output) {
-  std::lock_guard threads(*mu_);
+  std::shared_lock threads(*lock_mu_);
+  LockShared();
+  AppendHold(output);
+  UnlockShared();
+}
+
+void CacheBudget::AppendHold(const buildcache::Id& output) {
+  std::lock_guard file(*held_mu_);
   if (held_fd_ < 0) {
     held_fd_ = open(HeldPath(dir_, getpid()).c_str(),
                     O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0666);
@@ -131,15 +172,15 @@ std::vector<buildcache::Id> CacheBudget::ReadHeld() const {
 }
 
 void CacheBudget::Recount() {
-  std::lock_guard threads(*mu_);
-  StateLock lock(state_fd_);
+  std::lock_guard threads(*state_mu_);
+  FileLock processes(state_fd_, LOCK_EX);
   (void)ftruncate(state_fd_, 0);
 }
 
 std::optional<Eviction> CacheBudget::Reserve(uint64_t bytes, uint64_t files, std::string& error) {
   if (!limits_.any()) return std::nullopt;
-  std::lock_guard threads(*mu_);
-  StateLock lock(state_fd_);
+  std::lock_guard threads(*state_mu_);
+  FileLock processes(state_fd_, LOCK_EX);
   auto total = ReadTotal(state_fd_);
   if (!total) {
     const auto usage = MeasureCache(dir_, true, error);
@@ -164,6 +205,10 @@ std::optional<Eviction> CacheBudget::Reserve(uint64_t bytes, uint64_t files, std
     }
     if (limits_.max_inode_usage)
       bounds.max_inode_usage = limits_.low_water * *limits_.max_inode_usage;
+    // No get may look up and hold while the holds are read and the
+    // entries removed.
+    std::unique_lock no_gets(*lock_mu_);
+    FileLock no_helpers_gets(lock_fd_, LOCK_EX);
     TrimOptions options;
     options.held = ReadHeld();
     auto trimmed = TrimCache(dir_, bounds, options, error);

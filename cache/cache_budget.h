@@ -6,7 +6,11 @@
 //               under an exclusive lock on this file, exact after each
 //               eviction (which walks the cache) and counted up by each put;
 //   held/<pid>  the outputs each running helper handed to its go command,
-//               which no eviction may remove until that helper ends.
+//               which no eviction may remove until that helper ends;
+//   lock        shared by a get that looks an entry up and holds it,
+//               exclusive for an eviction: a get either finishes holding
+//               its output before an eviction lists the holds, or looks up
+//               after the eviction is done.
 //
 // A put that would cross a bound first evicts the least recently used
 // entries (an action with its output) down to a low-water mark, so that few
@@ -19,11 +23,13 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
 #include "cache/build_cache.h"
 #include "cache/cache_trim.h"
+#include "cache/disk_cache.h"
 
 namespace gocache {
 
@@ -49,8 +55,11 @@ class CacheBudget {
   CacheBudget& operator=(CacheBudget&&) = delete;
   ~CacheBudget();
 
-  // Records that this process handed `output` to its go command. Hold and
-  // Reserve are safe from any thread.
+  // A get of `action` from `cache` whose output, on a hit, this process
+  // holds for its go command. Every method is safe from any thread.
+  GetResult GetAndHold(const DiskCache& cache, const buildcache::Id& action);
+
+  // Records that this process hands `output` (a put's) to its go command.
   void Hold(const buildcache::Id& output);
 
   // Makes room for a put that adds up to `bytes` bytes and `files` files:
@@ -64,18 +73,28 @@ class CacheBudget {
   void Recount();
 
  private:
-  CacheBudget(std::string dir, const CacheLimits& limits, int state_fd)
-      : dir_(std::move(dir)), limits_(limits), state_fd_(state_fd) {}
-  // With mu_ held.
+  CacheBudget(std::string dir, const CacheLimits& limits, int state_fd, int lock_fd)
+      : dir_(std::move(dir)), limits_(limits), state_fd_(state_fd), lock_fd_(lock_fd) {}
   std::vector<buildcache::Id> ReadHeld() const;
+  void AppendHold(const buildcache::Id& output);  // with the lock shared
+  // The lock file shared by this process's threads: the first to come
+  // takes the flock, the last to go releases it (one thread's LOCK_UN
+  // would release it for all, the flock being the open file's).
+  void LockShared();
+  void UnlockShared();
 
   std::string dir_;
   CacheLimits limits_;
   int state_fd_ = -1;
+  int lock_fd_ = -1;
   int held_fd_ = -1;  // this process's held/<pid>, opened on first use
-  // The file lock orders processes; this, the threads of one (a flock is
-  // the open file's, shared by its threads).
-  std::unique_ptr<std::mutex> mu_ = std::make_unique<std::mutex>();
+  // The file locks order processes; these, the threads of one (a flock
+  // belongs to the open file, which its threads share).
+  std::unique_ptr<std::mutex> state_mu_ = std::make_unique<std::mutex>();
+  std::unique_ptr<std::shared_mutex> lock_mu_ = std::make_unique<std::shared_mutex>();
+  std::unique_ptr<std::mutex> held_mu_ = std::make_unique<std::mutex>();
+  std::unique_ptr<std::mutex> readers_mu_ = std::make_unique<std::mutex>();
+  int readers_ = 0;
 };
 
 }  // namespace gocache

@@ -75,12 +75,13 @@ class Server {
   ResponseWriter& out() { return out_; }
 
   void Get(const Request& request, Clock::time_point read_at) {
-    const GetResult got = cache_.Get(request.action_id);
+    // With bounds, the output a hit hands out is held, so that no eviction
+    // takes it while the go command runs.
+    const GetResult got =
+        budget_ ? budget_->GetAndHold(cache_, request.action_id) : cache_.Get(request.action_id);
     Response response{.id = request.id};
     RequestRecord record{.command = RequestCommand::kGet};
     if (got.hit) {
-      // Held before the go command hears of it: no eviction takes it now.
-      if (budget_) budget_->Hold(got.hit->output_id);
       response.output_id = got.hit->output_id;
       response.size = got.hit->size;
       response.time_ns = got.hit->time_ns;

@@ -96,6 +96,22 @@ TEST_F(CacheBudgetTest, WhatARunningGoCommandHoldsIsNeverEvicted) {
   for (int i = 1; i < 4; ++i) EXPECT_FALSE(std::filesystem::exists(units.outputs[i])) << i;
 }
 
+TEST_F(CacheBudgetTest, AGetHoldsTheOutputItHandsOut) {
+  const Units units = MakeUnits(dir_, 3);
+  CacheBudget budget = Open({.max_bytes = 100});
+  std::string error;
+  const auto cache = DiskCache::Open(dir_.path(), error);
+  ASSERT_TRUE(cache.has_value()) << error;
+  const std::string oldest = std::filesystem::path(units.actions[0]).filename().string();
+  const GetResult got = budget.GetAndHold(*cache, Bytes(oldest.substr(0, 64)));
+  ASSERT_TRUE(got.hit.has_value());
+  ASSERT_TRUE(budget.Reserve(0, 0, error).has_value()) << error;
+  EXPECT_TRUE(std::filesystem::exists(got.hit->output_path));
+  for (int i = 1; i < 3; ++i) EXPECT_FALSE(std::filesystem::exists(units.outputs[i])) << i;
+  // A miss holds nothing.
+  EXPECT_FALSE(budget.GetAndHold(*cache, Bytes(Id(0x20, 9))).hit.has_value());
+}
+
 TEST_F(CacheBudgetTest, AHelperThatIsGoneHoldsNothing) {
   const Units units = MakeUnits(dir_, 2);
   // A held file of a process that has exited.
