@@ -11,6 +11,7 @@
 #include <cstdio>
 
 #include "base/file_time.h"
+#include "base/write_all.h"
 
 namespace gocache {
 namespace {
@@ -43,16 +44,6 @@ std::string TemporaryName(const std::string& path) {
   std::snprintf(suffix, sizeof suffix, ".tmp-%d-%llu", static_cast<int>(getpid()),
                 static_cast<unsigned long long>(sequence.fetch_add(1)));
   return path.substr(0, slash + 1) + "." + path.substr(slash + 1) + suffix;
-}
-
-bool WriteAll(int fd, std::string_view content) {
-  while (!content.empty()) {
-    const ssize_t n = write(fd, content.data(), content.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    content.remove_prefix(static_cast<size_t>(n));
-  }
-  return true;
 }
 
 // Records `now_unix` in trim.txt as the go command does (lockedfile.Write:

@@ -1,6 +1,5 @@
 #include "commands/cacheprog/cacheprog.h"
 
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -8,6 +7,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "base/write_all.h"
 #include "cache/cache_budget.h"
 #include "cache/cache_discovery.h"
 #include "cache/disk_cache.h"
@@ -48,7 +48,7 @@ std::string DefaultBuildCache() {
 int ServeWithoutCache(const std::string& why) {
   std::cerr << kProgram << ": " << why << ": building without the cache\n";
   const std::string hello = "{\"ID\":0,\"KnownCommands\":[\"close\"]}\n";
-  if (write(STDOUT_FILENO, hello.data(), hello.size()) < 0) return 1;
+  if (!WriteAll(STDOUT_FILENO, hello)) return 1;
   helper::RequestReader reader(
       [](char* buffer, size_t size) { return read(STDIN_FILENO, buffer, size); }, 0);
   for (;;) {
@@ -57,7 +57,7 @@ int ServeWithoutCache(const std::string& why) {
     helper::Response answer{.id = next.request.id};
     if (next.kind == helper::ReadOutcome::Kind::kInvalid) answer.err = next.error;
     const std::string line = helper::FormatResponse(answer);
-    if (write(STDOUT_FILENO, line.data(), line.size()) < 0) return 1;
+    if (!WriteAll(STDOUT_FILENO, line)) return 1;
     if (next.kind == helper::ReadOutcome::Kind::kRequest &&
         next.request.command == helper::RequestCommand::kClose) {
       return 0;

@@ -9,6 +9,8 @@
 #include <thread>
 #include <vector>
 
+#include "base/write_all.h"
+
 namespace gocache::helper {
 namespace {
 
@@ -24,16 +26,7 @@ class ResponseWriter {
   bool Send(const Response& response) {
     const std::string line = FormatResponse(response);
     std::lock_guard lock(mu_);
-    std::string_view rest = line;
-    while (!rest.empty() && !broken_) {
-      const ssize_t n = write(fd_, rest.data(), rest.size());
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        broken_ = true;
-        break;
-      }
-      rest.remove_prefix(static_cast<size_t>(n));
-    }
+    if (!broken_ && !WriteAll(fd_, line)) broken_ = true;
     return !broken_;
   }
 
