@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "base/log.h"
 #include "base/subprocess.h"
@@ -19,7 +20,47 @@ std::string ProcessEnv(const std::string& name) {
   return value ? value : "";
 }
 
-std::vector<CacheDir> DefaultCaches(const Getenv& getenv) {
+namespace {
+
+// The go env file's KEY=VALUE lines, as `go env -w` writes them: $GOENV,
+// else $XDG_CONFIG_HOME/go/env, else $HOME/.config/go/env.
+std::map<std::string, std::string> ReadGoEnvFile(const Getenv& getenv) {
+  std::map<std::string, std::string> values;
+  std::string file = getenv("GOENV");
+  if (file == "off") return values;
+  if (file.empty()) {
+    const std::string xdg = getenv("XDG_CONFIG_HOME");
+    const std::string home = getenv("HOME");
+    if (!xdg.empty()) {
+      file = xdg + "/go/env";
+    } else if (!home.empty()) {
+      file = home + "/.config/go/env";
+    } else {
+      return values;
+    }
+  }
+  std::ifstream in(file);
+  for (std::string line; std::getline(in, line);) {
+    const size_t equals = line.find('=');
+    if (equals != std::string::npos && equals > 0) {
+      values[line.substr(0, equals)] = line.substr(equals + 1);
+    }
+  }
+  return values;
+}
+
+}  // namespace
+
+Getenv GoEnvironment(const Getenv& getenv) {
+  return [getenv, file = ReadGoEnvFile(getenv)](const std::string& name) {
+    if (std::string value = getenv(name); !value.empty()) return value;
+    const auto it = file.find(name);
+    return it == file.end() ? std::string() : it->second;
+  };
+}
+
+std::vector<CacheDir> DefaultCaches(const Getenv& process_getenv) {
+  const Getenv getenv = GoEnvironment(process_getenv);
   std::vector<CacheDir> caches;
   const std::string home = getenv("HOME");
   std::string build = getenv("GOCACHE");
@@ -44,29 +85,14 @@ std::vector<CacheDir> DefaultCaches(const Getenv& getenv) {
   return caches;
 }
 
-std::string GoCacheProg(const Getenv& getenv) {
-  if (std::string prog = getenv("GOCACHEPROG"); !prog.empty()) return prog;
-  std::string file = getenv("GOENV");
-  if (file == "off") return "";
-  if (file.empty()) {
-    const std::string xdg = getenv("XDG_CONFIG_HOME");
-    const std::string home = getenv("HOME");
-    if (!xdg.empty()) {
-      file = xdg + "/go/env";
-    } else if (!home.empty()) {
-      file = home + "/.config/go/env";
-    } else {
-      return "";
-    }
+std::string DefaultBuildCache(const Getenv& getenv) {
+  for (const auto& cache : DefaultCaches(getenv)) {
+    if (cache.kind == CacheKind::kBuild) return cache.path;
   }
-  // KEY=VALUE lines, as `go env -w` writes them.
-  std::ifstream in(file);
-  std::string prog;
-  for (std::string line; std::getline(in, line);) {
-    if (line.starts_with("GOCACHEPROG=")) prog = line.substr(std::strlen("GOCACHEPROG="));
-  }
-  return prog;
+  return "";
 }
+
+std::string GoCacheProg(const Getenv& getenv) { return GoEnvironment(getenv)("GOCACHEPROG"); }
 
 std::vector<CacheDir> ParseGoEnv(const std::string& output) {
   std::vector<CacheDir> caches;
@@ -117,14 +143,14 @@ bool Inside(const std::string& inner, const std::string& outer) {
          (outer == "/" || inner[outer.size()] == '/');
 }
 
+}  // namespace
+
 bool SameDirectory(const std::string& a, const std::string& b) {
   if (AbsolutePath(a) == AbsolutePath(b)) return true;
   struct stat sa, sb;
   return stat(a.c_str(), &sa) == 0 && stat(b.c_str(), &sb) == 0 && sa.st_dev == sb.st_dev &&
          sa.st_ino == sb.st_ino;
 }
-
-}  // namespace
 
 std::optional<std::pair<size_t, size_t>> FindSameDirectory(const std::vector<std::string>& dirs) {
   for (size_t i = 0; i < dirs.size(); ++i) {

@@ -20,16 +20,27 @@ using Getenv = std::function<std::string(const std::string&)>;
 // This process's environment ("" for a variable that is not set).
 std::string ProcessEnv(const std::string& name);
 
-// The go command's documented defaults (GOCACHE, else $XDG_CACHE_HOME/go-build,
-// else $HOME/.cache/go-build; GOMODCACHE, else the first GOPATH entry's
-// pkg/mod, else $HOME/go/pkg/mod). GOCACHE=off yields no build cache.
+// The go command's documented defaults, its variables read as GoEnvironment
+// does (GOCACHE, else $XDG_CACHE_HOME/go-build, else $HOME/.cache/go-build;
+// GOMODCACHE, else the first GOPATH entry's pkg/mod, else $HOME/go/pkg/mod).
+// GOCACHE=off yields no build cache.
 std::vector<CacheDir> DefaultCaches(const Getenv& getenv);
 
-// The GOCACHEPROG the go command would use: the environment's, else the one
-// `go env -w` recorded in the go env file ($GOENV, else
-// $XDG_CONFIG_HOME/go/env, else $HOME/.config/go/env). Empty for none: the
-// go command then writes its GOCACHE itself.
+// The environment as the go command sees it: a variable's value where set,
+// else the one `go env -w` recorded in the go env file ($GOENV, else
+// $XDG_CONFIG_HOME/go/env, else $HOME/.config/go/env), read once.
+Getenv GoEnvironment(const Getenv& getenv);
+
+// The build cache of DefaultCaches, or "" for none.
+std::string DefaultBuildCache(const Getenv& getenv);
+
+// The GOCACHEPROG the go command would use (from GoEnvironment). Empty for
+// none: the go command then writes its GOCACHE itself.
 std::string GoCacheProg(const Getenv& getenv);
+
+// Whether two paths name one directory: the same absolute path, or, where
+// both exist, the same directory.
+bool SameDirectory(const std::string& a, const std::string& b);
 
 // Parses the output of `go env GOCACHE GOMODCACHE`.
 std::vector<CacheDir> ParseGoEnv(const std::string& output);

@@ -9,7 +9,8 @@ namespace {
 // "v1 <event> <pid> <lost> [fields of the event] <path>": the path last, as
 // the rest of the line, so that it may hold spaces.
 constexpr std::string_view kVersion = "v1";
-constexpr std::array<std::string_view, 4> kEventNames = {"start", "stop", "request", "evict"};
+constexpr std::array<std::string_view, 5> kEventNames = {"start", "stop", "request", "evict",
+                                                         "gocache"};
 
 // Fields after "<event> <pid> <lost>" and before the path.
 size_t FieldCount(Event event) {
@@ -113,8 +114,10 @@ std::optional<Report> Decode(std::string_view line) {
     }
     r.eviction = static_cast<EvictionReason>(*reason);
   }
-  // The rest is the path: absolute (or "wrap:<helper>"), one line, no NUL.
-  if (!(line.starts_with('/') || line.starts_with(kWrapPrefix)) ||
+  // The rest is the path: absolute (or "wrap:<helper>" for the helper's
+  // own), one line, no NUL.
+  const bool wrap_allowed = r.event != Event::kGoCache;
+  if (!(line.starts_with('/') || (wrap_allowed && line.starts_with(kWrapPrefix))) ||
       line.find_first_of(std::string_view("\n\0", 2)) != std::string_view::npos) {
     return std::nullopt;
   }

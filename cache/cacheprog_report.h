@@ -1,6 +1,7 @@
 // What a GOCACHEPROG helper (`gocache_exporter cacheprog`) tells a running
-// exporter, one line per event on a unix stream socket: a helper started or
-// stopped, a request answered, entries evicted. Both sides use this one
+// exporter, one line per event on a unix stream socket: a helper started (and
+// which GOCACHE its go command has) or stopped, a request answered, entries
+// evicted. Both sides use this one
 // definition of the line; every value that becomes a label is one of a
 // fixed set, so a line from anyone else cannot make series without bound.
 #pragma once
@@ -22,7 +23,9 @@ using gocache::MissReason;
 // runtime directory (the systemd unit's RuntimeDirectory=).
 inline constexpr const char* kDefaultSocket = "/run/gocache_exporter/cacheprog.sock";
 
-enum class Event { kStart, kStop, kRequest, kEviction };
+// kGoCache names, in place of the helper's path, the GOCACHE of the go
+// command that started the helper: a cache it does not write entries to.
+enum class Event { kStart, kStop, kRequest, kEviction, kGoCache };
 enum class Command { kGet, kPut };
 enum class Result { kHit, kMiss, kOk, kError };
 enum class EvictionReason { kBytes, kInodes, kAge };
@@ -44,7 +47,9 @@ struct Report {
   int64_t pid = 0;
   // Reports this helper could not deliver since its last delivered one.
   uint64_t lost = 0;
-  std::string path = {};  // the helper's cache directory, absolute, or kWrapPrefix + name
+  // The helper's cache directory, absolute, or kWrapPrefix + name; for
+  // kGoCache the go command's GOCACHE, absolute.
+  std::string path = {};
   // kRequest
   Command command = Command::kGet;
   Result result = Result::kOk;

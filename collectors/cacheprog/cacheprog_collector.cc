@@ -11,11 +11,14 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <set>
 #include <vector>
 
 #include "base/file_time.h"
 #include "base/flags.h"
+#include "base/log.h"
 #include "base/worker.h"
+#include "cache/cache_discovery.h"
 #include "cache/cacheprog_report.h"
 #include "collectors/metric_family.h"
 
@@ -36,6 +39,7 @@ enum Family {
   kRunning,
   kLost,
   kInvalid,
+  kConfigured,
   kFamilyCount
 };
 
@@ -65,6 +69,11 @@ constexpr std::array<FamilyDecl, kFamilyCount> kFamilies = {{
      "Lines on the socket that were not a helper's report, or named a cache past the limit "
      "of caches tracked.",
      MetricType::Counter},
+    {"gocache_cacheprog_configured",
+     "1 when the go command uses a GOCACHEPROG helper for this build cache (it then writes no "
+     "entries there itself): a helper reported it as its go command's GOCACHE, or the "
+     "exporter's own go environment names a GOCACHEPROG.",
+     MetricType::Gauge},
 }};
 static_assert(Complete(kFamilies));
 
@@ -106,15 +115,27 @@ bool ResultFits(size_t command, size_t result) {
 
 // What the receiving thread fills and scrapes read.
 struct Totals {
+  explicit Totals(std::vector<std::string> watched) : watched(std::move(watched)) {}
+
   std::mutex mu;
   std::map<std::string, CacheTotals> caches;
   uint64_t invalid = 0;
+  // The build caches the exporter watches, and those of them that a helper's
+  // go command had as its GOCACHE.
+  const std::vector<std::string> watched;
+  std::set<std::string> configured;
+  // Every GOCACHE helpers reported (bounded: each is looked at once).
+  std::set<std::string> go_caches;
 
   // Counts one report that came on a connection; `connection_path` is the
   // cache that connection reported for so far (empty before its first). A
   // helper serves one cache: a report for another is invalid.
   void Apply(const report::Report& r, std::string& connection_path) {
     std::lock_guard lock(mu);
+    if (r.event == report::Event::kGoCache) {
+      GoCache(r, connection_path);
+      return;
+    }
     if (!connection_path.empty() && r.path != connection_path) {
       ++invalid;
       return;
@@ -138,6 +159,7 @@ struct Totals {
         ++t.started;
         break;
       case report::Event::kStop:
+      case report::Event::kGoCache:  // handled above
         break;
       case report::Event::kRequest: {
         const auto c = static_cast<size_t>(r.command), res = static_cast<size_t>(r.result);
@@ -161,6 +183,27 @@ struct Totals {
     }
   }
 
+  // A helper named its go command's GOCACHE; it has said which cache it
+  // serves first. Called with mu held.
+  void GoCache(const report::Report& r, const std::string& connection_path) {
+    const auto it = caches.find(connection_path);
+    if (it == caches.end()) {
+      ++invalid;
+      return;
+    }
+    it->second.lost += r.lost;
+    if (go_caches.contains(r.path)) return;
+    if (go_caches.size() >= kMaxPaths) {
+      ++invalid;
+      return;
+    }
+    go_caches.insert(r.path);
+    // Once per GOCACHE: a watched cache may be named through a symlink.
+    for (const auto& path : watched) {
+      if (SameDirectory(path, r.path)) configured.insert(path);
+    }
+  }
+
   // A helper's connection closed (it ended, or was killed).
   void Closed(const std::string& connection_path) {
     if (connection_path.empty()) return;
@@ -176,8 +219,20 @@ struct Totals {
 
 class CacheprogCollector : public Collector {
  public:
-  explicit CacheprogCollector(std::string socket_path)
-      : socket_path_(std::move(socket_path)), totals_(std::make_shared<Totals>()) {}
+  CacheprogCollector(std::string socket_path, std::vector<std::string> watched)
+      : socket_path_(std::move(socket_path)), totals_(std::make_shared<Totals>(watched)) {
+    // This user's go commands use a helper: their GOCACHE, if watched, gets
+    // no entries from them.
+    if (const std::string prog = GoCacheProg(ProcessEnv); !prog.empty()) {
+      const std::string go_cache = DefaultBuildCache(ProcessEnv);
+      for (const auto& path : watched) {
+        if (go_cache.empty() || !SameDirectory(path, go_cache)) continue;
+        totals_->configured.insert(path);
+        log::Info("the go command uses a GOCACHEPROG helper: it writes no entries to this cache",
+                  {{"path", path}, {"gocacheprog", prog}});
+      }
+    }
+  }
 
   ~CacheprogCollector() override { Stop(std::chrono::milliseconds(1000)); }
 
@@ -236,6 +291,9 @@ class CacheprogCollector : public Collector {
       AddSample(f[kLost], {{"path", path}}, static_cast<double>(t.lost));
     }
     if (bound_) AddSample(f[kInvalid], {}, static_cast<double>(totals_->invalid));
+    for (const auto& path : totals_->watched) {
+      AddSample(f[kConfigured], {{"path", path}}, totals_->configured.contains(path) ? 1 : 0);
+    }
     AppendNonEmpty(result.families, std::move(f));
     return result;
   }
@@ -371,8 +429,12 @@ Configured Configure(const cxxopts::ParseResult& flags) {
   if (socket.empty() || socket.front() != '/') {
     return "--cacheprog.socket '" + socket + "': want an absolute path";
   }
-  return ConfiguredCollector{Schedule::AtScrape(), [socket](const CollectorContext&) {
-                               return std::make_unique<CacheprogCollector>(socket);
+  return ConfiguredCollector{Schedule::AtScrape(), [socket](const CollectorContext& context) {
+                               std::vector<std::string> watched;
+                               for (const auto& cache : context.caches) {
+                                 if (cache.kind == CacheKind::kBuild) watched.push_back(cache.path);
+                               }
+                               return std::make_unique<CacheprogCollector>(socket, watched);
                              }};
 }
 

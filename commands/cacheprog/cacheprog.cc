@@ -33,15 +33,6 @@ report::Report RequestReport(const helper::RequestRecord& record) {
   };
 }
 
-// The build cache the go command would use, from the environment alone: the
-// helper starts once per go command and may not spend time asking `go env`.
-std::string DefaultBuildCache() {
-  for (const auto& cache : DefaultCaches(ProcessEnv)) {
-    if (cache.kind == CacheKind::kBuild) return cache.path;
-  }
-  return "";
-}
-
 // When the cache cannot be used the helper still answers: it declares only
 // "close", so the go command builds without a cache (every get a miss, no
 // put) instead of failing.
@@ -74,7 +65,10 @@ CommandOutcome RunCacheprog(FlagReader& read, OutputFormat) {
   limits.max_inode_usage = read.OptionalRatio("max-inode-usage", true);
   if (!read.ok()) return {kExitUsage, read.error()};
   if (dirs.size() > 1) return {kExitUsage, "--cache.dir given more than once"};
-  const std::string dir = dirs.empty() ? DefaultBuildCache() : dirs.front();
+  // The go command's GOCACHE, from its environment (the helper's): the helper
+  // starts once per go command and may not spend time asking `go env`.
+  const std::string go_cache = DefaultBuildCache(ProcessEnv);
+  const std::string dir = dirs.empty() ? go_cache : dirs.front();
   if (dir.empty()) return {kExitUsage, "no build cache: give --cache.dir"};
 
   // The go command reading our stdout may be gone: a failed write is an
@@ -89,6 +83,10 @@ CommandOutcome RunCacheprog(FlagReader& read, OutputFormat) {
 
   helper::Reporter reporter(socket, dir);
   reporter.Send(report::Report{.event = report::Event::kStart});
+  // The exporter marks the cache the go command no longer writes.
+  if (!go_cache.empty()) {
+    reporter.Send(report::Report{.event = report::Event::kGoCache, .path = go_cache});
+  }
   helper::ServeOptions options;
   options.max_body_size = max_body_size;
   auto budget = limits.any() ? CacheBudget::Open(dir, limits, error) : std::nullopt;

@@ -85,7 +85,7 @@ void Reporter::Flush() {
 void Reporter::Send(cacheprog_report::Report report) {
   if (socket_path_.empty()) return;
   report.pid = getpid();
-  report.path = cache_path_;
+  if (report.path.empty()) report.path = cache_path_;
   std::lock_guard lock(mu_);
   if (fd_ < 0 &&
       (std::chrono::steady_clock::now() - last_attempt_ < kRetryInterval || !Connect())) {

@@ -26,7 +26,8 @@ class Reporter {
   Reporter(const Reporter&) = delete;
   Reporter& operator=(const Reporter&) = delete;
 
-  // Fills in the pid, the path and the count of lost reports, and sends.
+  // Fills in the pid, the path (unless the report names one) and the count
+  // of lost reports, and sends.
   // Safe from any thread.
   void Send(cacheprog_report::Report report);
 

@@ -274,9 +274,9 @@ class ReportsTest(GoBuildTest):
         return " ".join([sys.executable, TAP, self.tap_log, "--", EXPORTER, "cacheprog",
                          f"--cache.dir={self.helper_dir}", f"--cacheprog.socket={self.socket}"])
 
-    def exporter(self):
+    def exporter(self, *more):
         return Exporter("--collector.cacheprog", f"--cacheprog.socket={self.socket}",
-                        f"--cache.dir={self.helper_dir}", "--no-collector.stale",
+                        f"--cache.dir={self.helper_dir}", "--no-collector.stale", *more,
                         cache_changes="the helpers write the cache it watches")
 
     def requests(self, samples):
@@ -292,9 +292,12 @@ class ReportsTest(GoBuildTest):
         # No exporter: the build runs as it would without one.
         self.build("before", gocache=os.path.join(self.tmp, "go"), helper=self.tapped_helper())
         os.remove(self.tap_log)
-        with self.exporter() as exporter:
-            _, graph, _ = self.build("warm", gocache=os.path.join(self.tmp, "go"),
-                                     helper=self.tapped_helper())
+        go_cache = os.path.join(self.tmp, "go")
+        with self.exporter(f"--cache.dir={go_cache}") as exporter:
+            # Before a helper reports, nothing says the go command uses one.
+            samples = parse_metrics(exporter.scrape())
+            self.assertEqual(value(samples, "gocache_cacheprog_configured", path=go_cache), 0)
+            _, graph, _ = self.build("warm", gocache=go_cache, helper=self.tapped_helper())
             self.assertEqual(commands_run(graph), LINK_ONLY)
             self.edit_module("changed")
             self.build("changed", gocache=os.path.join(self.tmp, "go"),
@@ -317,6 +320,10 @@ class ReportsTest(GoBuildTest):
                                  want[(command, result)])
             exporter.wait_for(lambda s: value(s, "gocache_cacheprog_processes", path=path) == 0,
                               what="no helper running")
+            # The go command's GOCACHE gets no entries from it; the helper's
+            # cache does.
+            self.assertEqual(value(samples, "gocache_cacheprog_configured", path=go_cache), 1)
+            self.assertEqual(value(samples, "gocache_cacheprog_configured", path=path), 0)
             code, out = promtool_check(text)
             self.assertEqual((code, out), (0, ""))
             self.assertEqual(families(text) - readme_families(), set(),
@@ -377,6 +384,17 @@ class CheckNoticesTest(TempDirTest):
             f.write(f"GOCACHEPROG={helper}\n")
         r = run_exporter("check", f"--cache.dir={gocache}", "--format=json", env=env)
         self.assertEqual(json.loads(r.stdout)["caches"][0]["cacheprog"], helper)
+        # The exporter, run in that environment, says so in its log and
+        # marks that cache, before any helper reports.
+        socket = os.path.join(self.tmp, "cacheprog.sock")
+        with Exporter("--collector.cacheprog", f"--cacheprog.socket={socket}",
+                      f"--cache.dir={gocache}", f"--cache.dir={other}", "--no-collector.stale",
+                      env=env) as exporter:
+            samples = parse_metrics(exporter.scrape())
+            self.assertEqual(value(samples, "gocache_cacheprog_configured", path=gocache), 1)
+            self.assertEqual(value(samples, "gocache_cacheprog_configured", path=other), 0)
+            self.assertIn(f'msg="the go command uses a GOCACHEPROG helper: it writes no entries '
+                          f'to this cache" path={gocache}', exporter.log())
         # Without one, nothing is said.
         os.remove(os.path.join(self.tmp, ".config", "go", "env"))
         r = run_exporter("check", f"--cache.dir={gocache}", "--format=json", env=env)

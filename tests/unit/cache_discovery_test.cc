@@ -78,6 +78,26 @@ TEST(DefaultCachesTest, GopathFirstEntry) {
 
 TEST(DefaultCachesTest, NothingSet) { EXPECT_TRUE(Defaults({}).empty()); }
 
+TEST(GoEnvironmentTest, TheEnvironmentThenTheGoEnvFile) {
+  TempDir dir;
+  dir.MakeDir("config/go");
+  dir.WriteFile("config/go/env",
+                "GOCACHE=/srv/go-build\nGOCACHEPROG=helper --flag\nGOFLAGS=-mod=mod\n");
+  const auto go = GoEnvironment(Env({{"XDG_CONFIG_HOME", dir / "config"}, {"GOFLAGS", "-v"}}));
+  EXPECT_EQ(go("GOCACHE"), "/srv/go-build");
+  EXPECT_EQ(go("GOCACHEPROG"), "helper --flag");
+  EXPECT_EQ(go("GOFLAGS"), "-v") << "the environment wins";
+  EXPECT_EQ(go("GOPATH"), "");
+  EXPECT_EQ(GoCacheProg(Env({{"XDG_CONFIG_HOME", dir / "config"}})), "helper --flag");
+  EXPECT_EQ(DefaultBuildCache(Env({{"XDG_CONFIG_HOME", dir / "config"}, {"HOME", "/home/u"}})),
+            "/srv/go-build");
+  // GOENV names the file, or turns it off.
+  EXPECT_EQ(GoEnvironment(Env({{"GOENV", dir / "config/go/env"}}))("GOCACHE"), "/srv/go-build");
+  EXPECT_EQ(GoEnvironment(Env({{"GOENV", "off"}, {"XDG_CONFIG_HOME", dir / "config"}}))("GOCACHE"),
+            "");
+  EXPECT_EQ(GoCacheProg(Env({{"HOME", dir / "nowhere"}})), "") << "no file, no helper";
+}
+
 TEST(ParseGoEnvTest, BothLines) {
   EXPECT_EQ(Flat(ParseGoEnv("/home/u/.cache/go-build\n/home/u/go/pkg/mod\n")),
             (Caches{{"/home/u/.cache/go-build", "build"}, {"/home/u/go/pkg/mod", "mod"}}));

@@ -18,7 +18,8 @@ using testing_util::FindFamily;
 using testing_util::LabelMap;
 using testing_util::TempDir;
 
-std::unique_ptr<Collector> MakeListening(const std::string& socket) {
+std::unique_ptr<Collector> MakeListening(const std::string& socket,
+                                         const std::vector<CacheDir>& caches = {}) {
   const CollectorInfo info = Info();
   cxxopts::Options options("test");
   info.add_flags(options);
@@ -27,7 +28,6 @@ std::unique_ptr<Collector> MakeListening(const std::string& socket) {
   const auto configured = info.configure(options.parse(2, argv));
   const auto* collector = std::get_if<ConfiguredCollector>(&configured);
   if (!collector || !collector->make) return nullptr;
-  const std::vector<CacheDir> caches;
   return collector->make(CollectorContext{caches, nullptr});
 }
 
@@ -169,6 +169,44 @@ TEST(CacheprogCollectorTest, CountsWhatTheHelpersReport) {
 
   collector->Stop(std::chrono::milliseconds(1000));
   EXPECT_FALSE(std::filesystem::exists(socket)) << "the socket is removed at stop";
+}
+
+TEST(CacheprogCollectorTest, MarksTheWatchedCachesTheHelpersGoCommandsHave) {
+  TempDir dir;
+  dir.MakeDir("go-build");
+  dir.MakeDir("other");
+  std::filesystem::create_directory_symlink(dir / "go-build", dir / "link");
+  const std::string socket = dir / "cacheprog.sock";
+  auto collector = MakeListening(socket, {{dir / "go-build", CacheKind::kBuild},
+                                          {dir / "other", CacheKind::kBuild},
+                                          {dir / "mod", CacheKind::kMod}});
+  ASSERT_NE(collector, nullptr);
+  collector->Start();
+  const auto configured = [&](const CollectResult& r, const std::string& path) {
+    return Sample(r, "gocache_cacheprog_configured", {{"path", path}});
+  };
+  auto result = collector->Update();
+  EXPECT_EQ(configured(result, dir / "go-build"), 0);
+  EXPECT_EQ(configured(result, dir / "other"), 0);
+  EXPECT_EQ(configured(result, dir / "mod"), -1) << "build caches only";
+
+  // The helper's go command names the watched cache through a symlink.
+  Reporter helper(socket, "/srv/helper-cache");
+  helper.Send(report::Report{.event = report::Event::kStart});
+  helper.Send(report::Report{.event = report::Event::kGoCache, .path = dir / "link"});
+  // A GOCACHE before any start is not a helper's.
+  SendRaw(socket, "v1 gocache 1 0 " + (dir / "other") + "\n");
+  result = UpdateUntil(*collector, [&](const CollectResult& r) {
+    return configured(r, dir / "go-build") == 1 &&
+           Sample(r, "gocache_cacheprog_reports_invalid_total") == 1;
+  });
+  EXPECT_EQ(configured(result, dir / "go-build"), 1);
+  EXPECT_EQ(configured(result, dir / "other"), 0);
+  EXPECT_EQ(Sample(result, "gocache_cacheprog_reports_invalid_total"), 1);
+  EXPECT_EQ(
+      Sample(result, "gocache_cacheprog_processes_started_total", {{"path", "/srv/helper-cache"}}),
+      1);
+  collector->Stop(std::chrono::milliseconds(1000));
 }
 
 TEST(CacheprogCollectorTest, ASocketItCannotBindFailsUntilItCan) {

@@ -55,6 +55,11 @@ TEST(CacheprogReportTest, EveryReportReadsBackAsItself) {
   evict.entries = 10;
   evict.bytes = 4096;
   reports.push_back(evict);
+  Report go_cache;
+  go_cache.event = Event::kGoCache;
+  go_cache.pid = 9;
+  go_cache.path = "/home/ci/.cache/go-build";
+  reports.push_back(go_cache);
   for (const Report& report : reports) {
     const std::string datagram = Encode(report);
     const auto decoded = Decode(datagram);
@@ -88,6 +93,7 @@ TEST(CacheprogReportTest, RefusesWhatNoHelperSends) {
            "v1 evict 1 0 age 1 /c",
            "v1 evict 1 0 boredom 1 1 /c",
            "v1  start 1 0 /c",
+           "v1 gocache 1 0 wrap:x",  // a GOCACHE is a directory
        }) {
     EXPECT_FALSE(Decode(bad).has_value()) << "'" << bad << "'";
   }
