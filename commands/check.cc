@@ -112,7 +112,9 @@ std::string CheckJson(const CheckReport& report) {
 
 namespace {
 
-CommandOutcome RunCheck(FlagReader& read, OutputFormat format) {
+CommandOutcome RunCheck(const Invocation& invocation) {
+  FlagReader& read = invocation.flags;
+  const OutputFormat format = invocation.format;
   Thresholds t;
   t.max_inode_usage = read.OptionalRatio("max-inode-usage", true);
   t.max_bytes = read.OptionalPositiveSize("max-bytes");

@@ -25,6 +25,15 @@ struct CommandOutcome {
   std::string usage_error;  // set: a usage error (exit 2), nothing else printed
 };
 
+// What a command runs with.
+struct Invocation {
+  FlagReader& flags;
+  OutputFormat format;
+  // For a command that runs another (Command::runs_command): the command line
+  // after `--`, empty when none was given.
+  std::vector<std::string> command;
+};
+
 struct Command {
   const char* name;
   const char* summary;      // one line of the exporter's --help
@@ -32,10 +41,12 @@ struct Command {
   // The command's own flags (--format and --help are everyone's).
   std::function<void(cxxopts::Options&)> add_flags;
   // Reads the flags (a bad value is a usage error naming it), does the work
-  // and prints the result in `format`.
-  std::function<CommandOutcome(FlagReader& flags, OutputFormat format)> run;
+  // and prints the result in the invocation's format.
+  std::function<CommandOutcome(const Invocation&)> run;
   // Whether it prints a result that --format chooses the form of.
   bool formats = true;
+  // Whether it takes a command line to run after `--`.
+  bool runs_command = false;
 };
 
 // The build caches the go command uses (go env GOCACHE), for a command given

@@ -42,8 +42,19 @@ int Run(const Command& command, int argc, const char* const argv[]) {
     std::cerr << UsageErrorLine(program, message);
     return kExitUsage;
   };
+  // Everything after `--` is the command to run, not the command's flags.
+  int flag_count = argc;
+  std::vector<std::string> after_dashes;
+  if (command.runs_command) {
+    for (int i = 1; i < argc; ++i) {
+      if (std::string_view(argv[i]) != "--") continue;
+      flag_count = i;
+      after_dashes.assign(argv + i + 1, argv + argc);
+      break;
+    }
+  }
   std::string error;
-  const auto flags = ParseFlags(options, argc, argv, error);
+  const auto flags = ParseFlags(options, flag_count, argv, error);
   if (!flags) return usage_error(error);
   if (flags->count("help")) {
     std::cout << options.help();
@@ -57,8 +68,11 @@ int Run(const Command& command, int argc, const char* const argv[]) {
   if (format != "text" && format != "json") {
     return usage_error("--format '" + format + "': want text or json");
   }
-  const auto outcome =
-      command.run(read, format == "json" ? OutputFormat::kJson : OutputFormat::kText);
+  const auto outcome = command.run(Invocation{
+      .flags = read,
+      .format = format == "json" ? OutputFormat::kJson : OutputFormat::kText,
+      .command = std::move(after_dashes),
+  });
   if (!outcome.usage_error.empty()) return usage_error(outcome.usage_error);
   return outcome.exit_code;
 }

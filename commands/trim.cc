@@ -101,7 +101,9 @@ std::string TrimJson(const std::string& dir, const TrimResult& r, bool dry_run) 
 
 namespace {
 
-CommandOutcome RunTrim(FlagReader& read, OutputFormat format) {
+CommandOutcome RunTrim(const Invocation& invocation) {
+  FlagReader& read = invocation.flags;
+  const OutputFormat format = invocation.format;
   TrimBounds bounds;
   bounds.max_inode_usage = read.OptionalRatio("max-inode-usage", true);
   bounds.max_bytes = read.OptionalPositiveSize("max-bytes");

@@ -13,6 +13,7 @@
 #include "cache/disk_cache.h"
 #include "commands/cacheprog/reporter.h"
 #include "commands/cacheprog/server.h"
+#include "commands/cacheprog/wrap.h"
 
 namespace gocache {
 namespace {
@@ -56,7 +57,26 @@ int ServeWithoutCache(const std::string& why) {
   }
 }
 
-CommandOutcome RunCacheprog(FlagReader& read, OutputFormat) {
+// Runs another helper under --wrap, reporting its answers as
+// path="wrap:<its name>".
+int RunWrapped(const std::vector<std::string>& command, const std::string& socket,
+               const std::string& go_cache) {
+  const std::string name = std::filesystem::path(command.front()).filename().string();
+  helper::Reporter reporter(socket, std::string(report::kWrapPrefix) + name);
+  reporter.Send(report::Report{.event = report::Event::kStart});
+  if (!go_cache.empty()) {
+    reporter.Send(report::Report{.event = report::Event::kGoCache, .path = go_cache});
+  }
+  const auto wrapped =
+      helper::Wrap(command, STDIN_FILENO, STDOUT_FILENO,
+                   [&](const helper::RequestRecord& r) { reporter.Send(RequestReport(r)); });
+  if (!wrapped.problem.empty()) std::cerr << kProgram << ": " << wrapped.problem << "\n";
+  reporter.Send(report::Report{.event = report::Event::kStop});
+  return wrapped.exit_code;
+}
+
+CommandOutcome RunCacheprog(const Invocation& invocation) {
+  FlagReader& read = invocation.flags;
   const auto dirs = read.Paths("cache.dir");
   const uint64_t max_body_size = read.PositiveSize("max-body-size");
   const std::string socket = read.Text("cacheprog.socket");
@@ -68,12 +88,29 @@ CommandOutcome RunCacheprog(FlagReader& read, OutputFormat) {
   // The go command's GOCACHE, from its environment (the helper's): the helper
   // starts once per go command and may not spend time asking `go env`.
   const std::string go_cache = DefaultBuildCache(ProcessEnv);
-  const std::string dir = dirs.empty() ? go_cache : dirs.front();
-  if (dir.empty()) return {kExitUsage, "no build cache: give --cache.dir"};
 
   // The go command reading our stdout may be gone: a failed write is an
   // error to handle, not a signal that kills the helper.
   std::signal(SIGPIPE, SIG_IGN);
+  if (read.given("wrap")) {
+    if (invocation.command.empty()) {
+      return {kExitUsage, "--wrap needs the helper to run: --wrap -- CMD ARGS..."};
+    }
+    for (const char* own : {"cache.dir", "max-bytes", "max-inode-usage", "max-body-size"}) {
+      if (read.given(own)) {
+        return {kExitUsage, std::string("--") + own +
+                                " is the helper's own; with --wrap the "
+                                "wrapped helper keeps the cache"};
+      }
+    }
+    return {RunWrapped(invocation.command, socket, go_cache), ""};
+  }
+  if (!invocation.command.empty()) {
+    return {kExitUsage, "a helper to run after -- needs --wrap"};
+  }
+  const std::string dir = dirs.empty() ? go_cache : dirs.front();
+  if (dir.empty()) return {kExitUsage, "no build cache: give --cache.dir"};
+
   // A fresh runner has no cache yet: the go command would make it too.
   std::error_code ignored;
   std::filesystem::create_directories(dir, ignored);
@@ -137,9 +174,13 @@ const Command& CacheprogCommand() {
           "GOEXPERIMENT=cacheprog). The go command starts it once per go command:\n"
           "  GOCACHEPROG=\"gocache_exporter cacheprog --cache.dir=/srv/ci/go-build\"\n"
           "Entries are stored as the go command stores them, so a go command without the\n"
-          "helper, check, trim and the exporter use the same directory unchanged.",
+          "helper, check, trim and the exporter use the same directory unchanged.\n"
+          "With --wrap it runs another helper instead (a remote cache, say), relays\n"
+          "the protocol unchanged and reports how long each of its answers took:\n"
+          "  GOCACHEPROG=\"gocache_exporter cacheprog --wrap -- /usr/local/bin/remote-cache\"",
       .add_flags =
           [](cxxopts::Options& options) {
+            options.custom_help("[OPTION...] [--wrap -- HELPER ARGS...]");
             // clang-format off
             options.add_options()
                 ("cache.dir", "The build cache. Default: $GOCACHE, else the go command's default.",
@@ -152,6 +193,8 @@ const Command& CacheprogCommand() {
                  cxxopts::value<std::string>())
                 ("max-inode-usage", "Bound on the inode usage of the cache's filesystem (0..1), "
                  "kept the same way.", cxxopts::value<std::string>())
+                ("wrap", "Run the helper given after -- and measure its answers, instead of "
+                 "serving a cache.")
                 ("cacheprog.socket", "Where a running exporter receives the helper's reports "
                  "(its own --cacheprog.socket); empty: send none.",
                  cxxopts::value<std::string>()->default_value(cacheprog_report::kDefaultSocket));
@@ -159,6 +202,7 @@ const Command& CacheprogCommand() {
           },
       .run = RunCacheprog,
       .formats = false,
+      .runs_command = true,
   };
   return command;
 }

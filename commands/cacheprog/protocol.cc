@@ -269,6 +269,7 @@ ReadOutcome RequestReader::Next() {
         return Fail(std::move(outcome), "BodySize is not a byte count");
       }
       body_size = size->value.GetInt64();
+      request.body_size = static_cast<uint64_t>(body_size);
     }
     const char* output_field =
         !doc.HasMember("OutputID") && doc.HasMember("ObjectID") ? "ObjectID" : "OutputID";

@@ -34,6 +34,7 @@ struct Request {
   buildcache::Id action_id{};  // get and put
   buildcache::Id output_id{};  // put: "OutputID", or "ObjectID" before go 1.24
   std::string body;            // put
+  uint64_t body_size = 0;      // put: its BodySize, whether or not the body was kept
 };
 
 struct ReadOutcome {

@@ -15,8 +15,12 @@ import threading
 
 def main():
     log_path, rest = sys.argv[1], sys.argv[2:]
+    raw_in = raw_out = None
+    if rest and rest[0].startswith("--raw="):
+        prefix = rest.pop(0).split("=", 1)[1]
+        raw_in, raw_out = open(prefix + ".in", "ab"), open(prefix + ".out", "ab")
     if not rest or rest[0] != "--":
-        sys.exit("usage: cacheprog_tap.py LOG -- HELPER [ARGS...]")
+        sys.exit("usage: cacheprog_tap.py LOG [--raw=PREFIX] -- HELPER [ARGS...]")
     child = subprocess.Popen(rest[1:], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     lock = threading.Lock()
     log = open(log_path, "a")
@@ -31,6 +35,9 @@ def main():
             if line.startswith(b"{"):
                 request = json.loads(line)
                 note({"request": request["ID"], "command": request.get("Command")})
+            if raw_in:
+                raw_in.write(line)
+                raw_in.flush()
             child.stdin.write(line)
             child.stdin.flush()
         child.stdin.close()
@@ -41,6 +48,9 @@ def main():
         if answer["ID"] != 0:
             note({"answer": answer["ID"], "miss": bool(answer.get("Miss")),
                   "error": bool(answer.get("Err"))})
+        if raw_out:
+            raw_out.write(line)
+            raw_out.flush()
         sys.stdout.buffer.write(line)
         sys.stdout.buffer.flush()
     sys.exit(child.wait())

@@ -8,6 +8,7 @@ import base64
 import concurrent.futures
 import json
 import os
+import re
 import subprocess
 import signal
 import sys
@@ -15,11 +16,12 @@ import threading
 import time
 import unittest
 
-from harness import (EXPORTER, GO_GREET, GO_MAIN, Exporter, TempDirTest, cacheprog_env,
+from harness import (EXPORTER, GO_GREET, GO_MAIN, SOURCE_DIR, Exporter, TempDirTest, cacheprog_env,
                      cacheprog_go, expected_census, families, has, parse_metrics, promtool_check,
                      readme_families, run_exporter, value, write_files)
 
 TAP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cacheprog_tap.py")
+FAKE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fake_cacheprog.py")
 
 MODULE = {
     "go.mod": "module example.com/hello\n\ngo 1.19\n",
@@ -466,6 +468,135 @@ class HostileInputTest(TempDirTest):
                 self.assertLessEqual(len(answers), 1)
                 if name != "inside a request line":
                     self.assertIn("request 7", stderr)
+
+
+class DocumentedSetupTest(GoBuildTest):
+    """The GOCACHEPROG of deploy/ci/README.md's recipes, run by a real go."""
+
+    def documented_gocacheprog(self):
+        with open(os.path.join(SOURCE_DIR, "deploy", "ci", "README.md")) as f:
+            text = f.read()
+        section = text[text.index("## The GOCACHEPROG helper"):]
+        values = re.findall(r"^ *GOCACHEPROG: (.+)$", section, re.M)
+        self.assertEqual(len(values), 2, "one in the GitHub Actions recipe, one in GitLab's")
+        self.assertEqual(values[0], values[1])
+        return values[0]
+
+    def test_the_recipes_helper_serves_a_build(self):
+        documented = self.documented_gocacheprog()
+        self.assertTrue(documented.startswith("/usr/local/bin/gocache_exporter cacheprog "))
+        cache_dir = os.path.join(self.tmp, "srv-ci-go-build")
+        helper = (documented.replace("/usr/local/bin/gocache_exporter", EXPORTER)
+                  .replace("/srv/ci/go-build", cache_dir)
+                  + f" --cacheprog.socket={self.tmp}/no-exporter.sock")
+        self.assertNotEqual(helper, documented)
+        self.build("first", gocache=os.path.join(self.tmp, "go"), helper=helper)
+        _, graph, _ = self.build("second", gocache=os.path.join(self.tmp, "go"), helper=helper)
+        self.assertEqual(commands_run(graph), LINK_ONLY)
+        self.assert_healthy_cache(cache_dir)
+
+
+class WrapTest(GoBuildTest):
+    """--wrap around a helper of the test's own (fake_cacheprog.py), between
+    the go command and a tap that counts and keeps the bytes it relays."""
+
+    def setUp(self):
+        super().setUp()
+        self.socket = os.path.join(self.tmp, "cacheprog.sock")
+        self.store = os.path.join(self.tmp, "remote")
+        self.tap_log = os.path.join(self.tmp, "tap.log")
+
+    def wrapped(self, name):
+        """The GOCACHEPROG of one build: its bytes go to <name>-go.* and
+        <name>-fake.*."""
+        return " ".join([sys.executable, TAP, self.tap_log, f"--raw={self.tmp}/{name}-go", "--",
+                         EXPORTER, "cacheprog", f"--cacheprog.socket={self.socket}", "--wrap",
+                         "--", FAKE, self.store, f"{self.tmp}/{name}-fake"])
+
+    def test_everything_is_relayed_unchanged_and_every_answer_timed(self):
+        go_cache = os.path.join(self.tmp, "go")
+        path = "wrap:fake_cacheprog.py"
+        with Exporter("--collector.cacheprog", f"--cacheprog.socket={self.socket}",
+                      f"--cache.dir={go_cache}", "--no-collector.stale",
+                      cache_changes="the go command opens its GOCACHE") as exporter:
+            plain, _, _ = self.build("plain", gocache=os.path.join(self.tmp, "plain-cache"))
+            _, graph, _ = self.build("cold", gocache=go_cache, helper=self.wrapped("cold"))
+            self.assertGreater(len(commands_run(graph)), 10, "a cold build compiles")
+            warm, graph, _ = self.build("warm", gocache=go_cache, helper=self.wrapped("warm"))
+            self.assertEqual(commands_run(graph), LINK_ONLY, "the wrapped helper's hits")
+            self.assertEqual(self.read(warm), self.read(plain))
+
+            # Both ways, byte for byte: what the go command sent is what the
+            # wrapped helper read, and what it wrote is what the go command got
+            # (the go command's last byte, the empty line after its close, may
+            # come after the helper stopped reading).
+            for name in ("cold", "warm"):
+                go_in = self.read(f"{self.tmp}/{name}-go.in")
+                fake_in = self.read(f"{self.tmp}/{name}-fake.in")
+                self.assertGreater(len(fake_in), 1000)
+                self.assertEqual(go_in[:len(fake_in)], fake_in)
+                self.assertIn(go_in[len(fake_in):], (b"", b"\n"))
+                self.assertEqual(self.read(f"{self.tmp}/{name}-go.out"),
+                                 self.read(f"{self.tmp}/{name}-fake.out"))
+
+            want = tap_counts(self.tap_log)
+            self.assertGreater(want.get(("get", "hit"), 0), 10)
+            self.assertGreater(want.get(("get", "miss"), 0), 10)
+            self.assertGreater(want.get(("put", "ok"), 0), 10)
+
+            def requests(samples):
+                return {(dict(l)["command"], dict(l)["result"]): v
+                        for (name, l), v in samples.items()
+                        if name == "gocache_cacheprog_requests_total" and v > 0
+                        and dict(l)["path"] == path}
+
+            text = exporter.wait_for(lambda s: requests(s) == want, timeout=20,
+                                     what=f"requests_total equal to the tap's {want}")
+            samples = parse_metrics(text)
+            for (command, result), count in want.items():
+                self.assertEqual(value(samples, "gocache_cacheprog_request_duration_seconds_count",
+                                       path=path, command=command, result=result), count)
+                self.assertGreater(value(samples, "gocache_cacheprog_request_duration_seconds_sum",
+                                         path=path, command=command, result=result), 0)
+            self.assertEqual(value(samples, "gocache_cacheprog_get_misses_total", path=path,
+                                   reason="remote"), want[("get", "miss")])
+            # Bytes: what the wrapped helper stored and served.
+            stored = sum(os.path.getsize(os.path.join(self.store, f))
+                         for f in os.listdir(self.store) if f.endswith("-d"))
+            self.assertEqual(value(samples, "gocache_cacheprog_bytes_total", path=path,
+                                   command="put"), stored)
+            self.assertGreater(value(samples, "gocache_cacheprog_bytes_total", path=path,
+                                     command="get"), 0)
+            self.assertEqual(value(samples, "gocache_cacheprog_processes_started_total",
+                                   path=path), 2)
+            self.assertEqual(value(samples, "gocache_cacheprog_configured", path=go_cache), 1)
+            self.assertEqual(promtool_check(text), (0, ""))
+
+    def test_its_errors_and_exit_pass_through(self):
+        r = subprocess.run([EXPORTER, "cacheprog", "--cacheprog.socket=", "--wrap", "--", FAKE,
+                            self.store, f"{self.tmp}/fake", "--exit-after-hello=7"],
+                           input=b'{"ID":1,"Command":"close"}\n\n', capture_output=True,
+                           timeout=30)
+        self.assertEqual(r.returncode, 7)
+        self.assertEqual(r.stderr.decode(), "fake_cacheprog: giving up with 7\n")
+        self.assertEqual(r.stdout, self.read(f"{self.tmp}/fake.out"))
+
+        missing = os.path.join(self.tmp, "no-such-helper")
+        r = subprocess.run([EXPORTER, "cacheprog", "--cacheprog.socket=", "--wrap", "--", missing],
+                           input=b"", capture_output=True, timeout=30)
+        self.assertEqual(r.returncode, 127)
+        self.assertIn(f"cannot run {missing}: No such file or directory", r.stderr.decode())
+
+        for args, error in [
+            (["--wrap"], "--wrap needs the helper to run"),
+            (["--", FAKE], "a helper to run after -- needs --wrap"),
+            ([f"--cache.dir={self.tmp}", "--wrap", "--", FAKE], "--cache.dir is the helper's own"),
+        ]:
+            with self.subTest(args=args):
+                r = subprocess.run([EXPORTER, "cacheprog", *args], input=b"", capture_output=True,
+                                   timeout=30)
+                self.assertEqual(r.returncode, 2)
+                self.assertIn(error, r.stderr.decode())
 
 
 if __name__ == "__main__":

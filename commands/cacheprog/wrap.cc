@@ -1,0 +1,215 @@
+#include "commands/cacheprog/wrap.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <rapidjson/document.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "base/write_all.h"
+#include "commands/cacheprog/protocol.h"
+
+extern char** environ;
+
+namespace gocache::helper {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using Result = cacheprog_report::Result;
+
+// How long an answer waits for the relaying thread to note the request it
+// answers: the request was relayed before it was parsed, so the wrapped
+// helper can answer first, by microseconds.
+constexpr auto kNoteWait = std::chrono::seconds(1);
+
+// A get or put relayed and not answered yet.
+struct Relayed {
+  RequestCommand command = RequestCommand::kGet;
+  uint64_t body_size = 0;
+  Clock::time_point read_at;
+};
+
+// What the relaying thread tells the answering one.
+struct Relay {
+  std::mutex mu;
+  std::condition_variable noted;
+  std::map<int64_t, Relayed> pending;
+  bool done = false;  // the go command's input ended, or the wrapped helper went
+
+  std::optional<Relayed> Take(int64_t id) {
+    std::unique_lock lock(mu);
+    noted.wait_for(lock, kNoteWait, [&] { return done || pending.contains(id); });
+    const auto it = pending.find(id);
+    if (it == pending.end()) return std::nullopt;
+    const Relayed relayed = it->second;
+    pending.erase(it);
+    return relayed;
+  }
+};
+
+// Copies the go command's requests to the wrapped helper as they are read,
+// and notes each get and put with the time it was read. Ends at the end of
+// the input, or when `stop_fd` becomes readable.
+void RelayRequests(int in_fd, int child_in, int stop_fd, Relay& relay) {
+  Clock::time_point read_at;
+  // Bodies are read past, not kept: the wrapped helper stores them.
+  RequestReader reader(
+      [&](char* buffer, size_t size) -> ssize_t {
+        pollfd fds[2] = {{in_fd, POLLIN, 0}, {stop_fd, POLLIN, 0}};
+        for (;;) {
+          if (poll(fds, 2, -1) < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+          }
+          if (fds[1].revents != 0) return 0;
+          const ssize_t n = read(in_fd, buffer, size);
+          if (n < 0 && errno == EINTR) continue;
+          if (n <= 0) return n;
+          read_at = Clock::now();
+          // A helper that stopped reading has ended or is ending.
+          if (!WriteAll(child_in, std::string_view(buffer, static_cast<size_t>(n)))) return 0;
+          return n;
+        }
+      },
+      0);
+  for (;;) {
+    const ReadOutcome next = reader.Next();
+    if (next.kind == ReadOutcome::Kind::kEnd) break;
+    const Request& request = next.request;
+    const bool counted = next.kind == ReadOutcome::Kind::kRequest
+                             ? request.command != RequestCommand::kClose
+                             : next.command_known;
+    if (!counted) continue;
+    {
+      std::lock_guard lock(relay.mu);
+      relay.pending[request.id] = Relayed{request.command, request.body_size, read_at};
+    }
+    relay.noted.notify_all();
+  }
+  close(child_in);  // the wrapped helper sees the end of its input
+  {
+    std::lock_guard lock(relay.mu);
+    relay.done = true;
+  }
+  relay.noted.notify_all();
+}
+
+// Records one answer of the wrapped helper (a line, its newline included).
+void NoteAnswer(std::string_view line, Clock::time_point answered_at, Relay& relay,
+                const RecordSink& record) {
+  rapidjson::Document doc;
+  doc.Parse(line.data(), line.size());
+  if (doc.HasParseError() || !doc.IsObject()) return;
+  const auto id = doc.FindMember("ID");
+  // ID 0 is its greeting, or an answer to a request nobody could read.
+  if (id == doc.MemberEnd() || !id->value.IsInt64() || id->value.GetInt64() == 0) return;
+  const auto relayed = relay.Take(id->value.GetInt64());
+  if (!relayed) return;
+  RequestRecord r{.command = relayed->command};
+  r.duration = answered_at - relayed->read_at;
+  const auto err = doc.FindMember("Err");
+  const auto miss = doc.FindMember("Miss");
+  const auto size = doc.FindMember("Size");
+  if (err != doc.MemberEnd() && err->value.IsString() && err->value.GetStringLength() > 0) {
+    r.result = Result::kError;
+  } else if (relayed->command == RequestCommand::kPut) {
+    r.result = Result::kOk;
+    r.bytes = relayed->body_size;
+  } else if (miss != doc.MemberEnd() && miss->value.IsBool() && miss->value.GetBool()) {
+    r.result = Result::kMiss;
+    r.miss = MissReason::kRemote;
+  } else {
+    r.result = Result::kHit;
+    if (size != doc.MemberEnd() && size->value.IsInt64() && size->value.GetInt64() > 0) {
+      r.bytes = static_cast<uint64_t>(size->value.GetInt64());
+    }
+  }
+  if (record) record(r);
+}
+
+// Closes what is open of a set of file descriptors.
+void CloseAll(std::initializer_list<int> fds) {
+  for (const int fd : fds) {
+    if (fd >= 0) close(fd);
+  }
+}
+
+}  // namespace
+
+WrapResult Wrap(const std::vector<std::string>& command, int in_fd, int out_fd,
+                const RecordSink& record) {
+  int to_child[2] = {-1, -1}, from_child[2] = {-1, -1}, stop[2] = {-1, -1};
+  if (pipe2(to_child, O_CLOEXEC) != 0 || pipe2(from_child, O_CLOEXEC) != 0 ||
+      pipe2(stop, O_CLOEXEC) != 0) {
+    const std::string error = std::strerror(errno);
+    CloseAll({to_child[0], to_child[1], from_child[0], from_child[1], stop[0], stop[1]});
+    return {127, "pipe: " + error};
+  }
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, to_child[0], STDIN_FILENO);
+  posix_spawn_file_actions_adddup2(&actions, from_child[1], STDOUT_FILENO);
+  std::vector<char*> argv;
+  for (const auto& arg : command) argv.push_back(const_cast<char*>(arg.c_str()));
+  argv.push_back(nullptr);
+  pid_t pid = -1;
+  const int spawned = posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  CloseAll({to_child[0], from_child[1]});
+  if (spawned != 0) {
+    CloseAll({to_child[1], from_child[0], stop[0], stop[1]});
+    return {127, "cannot run " + command.front() + ": " + std::strerror(spawned)};
+  }
+
+  const auto relay = std::make_shared<Relay>();
+  std::thread requests([in_fd, child_in = to_child[1], stop_fd = stop[0], relay] {
+    RelayRequests(in_fd, child_in, stop_fd, *relay);
+  });
+  // Its answers, a line at a time, each passed on whole before it is read.
+  // When the go command is gone they are still read, so that the wrapped
+  // helper never blocks on a full pipe.
+  bool go_command_gone = false;
+  std::string partial;
+  char buffer[64 * 1024];
+  for (;;) {
+    const ssize_t n = read(from_child[0], buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    partial.append(buffer, static_cast<size_t>(n));
+    size_t start = 0;
+    for (size_t newline; (newline = partial.find('\n', start)) != std::string::npos;
+         start = newline + 1) {
+      const std::string_view line = std::string_view(partial).substr(start, newline + 1 - start);
+      if (!go_command_gone && !WriteAll(out_fd, line)) go_command_gone = true;
+      if (!go_command_gone) NoteAnswer(line, Clock::now(), *relay, record);
+    }
+    partial.erase(0, start);
+  }
+  // Whatever it wrote last, even without a newline, goes on unchanged.
+  if (!go_command_gone && !partial.empty()) WriteAll(out_fd, partial);
+  close(from_child[0]);
+
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  // The go command may still be writing: stop relaying it.
+  while (write(stop[1], "x", 1) < 0 && errno == EINTR) {
+  }
+  requests.join();
+  CloseAll({stop[0], stop[1]});
+  WrapResult result;
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return result;
+}
+
+}  // namespace gocache::helper
