@@ -97,10 +97,7 @@ CacheBudget::CacheBudget(CacheBudget&& other) noexcept
       readers_mu_(std::move(other.readers_mu_)) {}
 
 CacheBudget::~CacheBudget() {
-  if (held_fd_ >= 0) {
-    close(held_fd_);
-    unlink(HeldPath(dir_, getpid()).c_str());  // this helper's go command is done
-  }
+  if (held_mu_) ReleaseHolds();
   if (state_fd_ >= 0) close(state_fd_);
   if (lock_fd_ >= 0) close(lock_fd_);
 }
@@ -132,6 +129,14 @@ void CacheBudget::Hold(const buildcache::Id& output) {
   LockShared();
   AppendHold(output);
   UnlockShared();
+}
+
+void CacheBudget::ReleaseHolds() {
+  std::lock_guard file(*held_mu_);
+  if (held_fd_ < 0) return;
+  close(held_fd_);
+  held_fd_ = -1;
+  unlink(HeldPath(dir_, getpid()).c_str());
 }
 
 void CacheBudget::AppendHold(const buildcache::Id& output) {

@@ -72,6 +72,10 @@ class CacheBudget {
   // recounts.
   void Recount();
 
+  // This process's go command is done with what it was handed: nothing is
+  // held for it any longer (also at destruction).
+  void ReleaseHolds();
+
  private:
   CacheBudget(std::string dir, const CacheLimits& limits, int state_fd, int lock_fd)
       : dir_(std::move(dir)), limits_(limits), state_fd_(state_fd), lock_fd_(lock_fd) {}

@@ -67,11 +67,17 @@ int RunWrapped(const std::vector<std::string>& command, const std::string& socke
   if (!go_cache.empty()) {
     reporter.Send(report::Report{.event = report::Event::kGoCache, .path = go_cache});
   }
-  const auto wrapped =
-      helper::Wrap(command, STDIN_FILENO, STDOUT_FILENO,
-                   [&](const helper::RequestRecord& r) { reporter.Send(RequestReport(r)); });
+  bool stopped = false;
+  const auto wrapped = helper::Wrap(
+      command, STDIN_FILENO, STDOUT_FILENO,
+      [&](const helper::RequestRecord& r) { reporter.Send(RequestReport(r)); },
+      [&] {
+        reporter.Send(report::Report{.event = report::Event::kStop});
+        reporter.Finish();
+        stopped = true;
+      });
   if (!wrapped.problem.empty()) std::cerr << kProgram << ": " << wrapped.problem << "\n";
-  reporter.Send(report::Report{.event = report::Event::kStop});
+  if (!stopped) reporter.Send(report::Report{.event = report::Event::kStop});
   return wrapped.exit_code;
 }
 
@@ -132,6 +138,22 @@ CommandOutcome RunCacheprog(const Invocation& invocation) {
     std::cerr << kProgram << ": cannot keep the bounds: " << error << "\n";
   }
   options.budget = budget ? &*budget : nullptr;
+  options.before_close = [&] {
+    // The go command trims a cache it writes when it closes it; it no
+    // longer writes this one, so its helper does.
+    if (const auto trimmed = cache->TrimIfDue(error); trimmed && trimmed->entries() > 0) {
+      if (budget) budget->Recount();
+      reporter.Send(report::Report{.event = report::Event::kEviction,
+                                   .bytes = trimmed->bytes,
+                                   .eviction = report::EvictionReason::kAge,
+                                   .entries = trimmed->entries()});
+    } else if (!trimmed && !error.empty()) {
+      std::cerr << kProgram << ": trim: " << error << "\n";
+    }
+    if (budget) budget->ReleaseHolds();
+    reporter.Send(report::Report{.event = report::Event::kStop});
+    reporter.Finish();
+  };
   const auto served = helper::Serve(
       *cache, STDIN_FILENO, STDOUT_FILENO, options,
       [&](const helper::RequestRecord& r) { reporter.Send(RequestReport(r)); },
@@ -144,20 +166,8 @@ CommandOutcome RunCacheprog(const Invocation& invocation) {
                                      .entries = e.entries});
       });
   if (!served.problem.empty()) std::cerr << kProgram << ": " << served.problem << "\n";
-  // The go command trims a cache it writes when it closes it; it no longer
-  // writes this one, so its helper does, after answering the close.
-  if (served.closed) {
-    if (const auto trimmed = cache->TrimIfDue(error); trimmed && trimmed->entries() > 0) {
-      if (budget) budget->Recount();
-      reporter.Send(report::Report{.event = report::Event::kEviction,
-                                   .bytes = trimmed->bytes,
-                                   .eviction = report::EvictionReason::kAge,
-                                   .entries = trimmed->entries()});
-    } else if (!trimmed && !error.empty()) {
-      std::cerr << kProgram << ": trim: " << error << "\n";
-    }
-  }
-  reporter.Send(report::Report{.event = report::Event::kStop});
+  // Without a close (the go command ended first), it stops here.
+  if (!served.closed) reporter.Send(report::Report{.event = report::Event::kStop});
   return {kExitHealthy, ""};
 }
 

@@ -28,6 +28,12 @@ Reporter::Reporter(std::string socket_path, std::string cache_path)
 }
 
 Reporter::~Reporter() {
+  Finish();
+  std::lock_guard lock(mu_);
+  if (fd_ >= 0) close(fd_);
+}
+
+void Reporter::Finish() {
   std::lock_guard lock(mu_);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kFinalFlushMs);
   while (fd_ >= 0 && !pending_.empty()) {
@@ -37,7 +43,6 @@ Reporter::~Reporter() {
     if (left.count() <= 0 || poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
     Flush();
   }
-  if (fd_ >= 0) close(fd_);
 }
 
 bool Reporter::Connect() {

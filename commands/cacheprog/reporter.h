@@ -21,7 +21,7 @@ class Reporter {
  public:
   // `socket_path` empty: reports nothing, counts nothing.
   Reporter(std::string socket_path, std::string cache_path);
-  // Gives what is still buffered up to 200 ms to go.
+  // Finishes, and disconnects.
   ~Reporter();
   Reporter(const Reporter&) = delete;
   Reporter& operator=(const Reporter&) = delete;
@@ -30,6 +30,10 @@ class Reporter {
   // of lost reports, and sends.
   // Safe from any thread.
   void Send(cacheprog_report::Report report);
+
+  // Gives what is still buffered up to 200 ms to go. The go command kills
+  // its helper once it has the answer to its close, so this comes before.
+  void Finish();
 
   // Reports lost and not yet counted in one delivered.
   uint64_t lost();

@@ -205,6 +205,7 @@ ServeResult Serve(const DiskCache& cache, int in_fd, int out_fd, const ServeOpti
     } else {
       // close: answered once every put before it is, then nothing more.
       server.Drain();
+      if (options.before_close) options.before_close();
       server.out().Send(Response{.id = request.id});
       result.closed = true;
       break;

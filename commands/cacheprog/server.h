@@ -23,6 +23,10 @@ struct ServeOptions {
   // The bounds to keep as puts write, if any (--max-bytes,
   // --max-inode-usage); it also learns which outputs this helper handed out.
   CacheBudget* budget = nullptr;
+  // Runs once every put before a close is answered, and before the close
+  // is: the go command kills its helper as soon as it reads that answer, so
+  // whatever the helper still has to do happens here.
+  std::function<void()> before_close = {};
 };
 
 // What became of one request, for the metrics.

@@ -15,6 +15,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <utility>
 
 #include "base/write_all.h"
 #include "commands/cacheprog/protocol.h"
@@ -32,7 +33,7 @@ using Result = cacheprog_report::Result;
 // helper can answer first, by microseconds.
 constexpr auto kNoteWait = std::chrono::seconds(1);
 
-// A get or put relayed and not answered yet.
+// A request relayed and not answered yet.
 struct Relayed {
   RequestCommand command = RequestCommand::kGet;
   uint64_t body_size = 0;
@@ -86,10 +87,8 @@ void RelayRequests(int in_fd, int child_in, int stop_fd, Relay& relay) {
     const ReadOutcome next = reader.Next();
     if (next.kind == ReadOutcome::Kind::kEnd) break;
     const Request& request = next.request;
-    const bool counted = next.kind == ReadOutcome::Kind::kRequest
-                             ? request.command != RequestCommand::kClose
-                             : next.command_known;
-    if (!counted) continue;
+    // Gets and puts are counted; a close is noted to act before its answer.
+    if (next.kind != ReadOutcome::Kind::kRequest && !next.command_known) continue;
     {
       std::lock_guard lock(relay.mu);
       relay.pending[request.id] = Relayed{request.command, request.body_size, read_at};
@@ -104,19 +103,22 @@ void RelayRequests(int in_fd, int child_in, int stop_fd, Relay& relay) {
   relay.noted.notify_all();
 }
 
-// Records one answer of the wrapped helper (a line, its newline included).
-void NoteAnswer(std::string_view line, Clock::time_point answered_at, Relay& relay,
-                const RecordSink& record) {
+// What one answer of the wrapped helper (a line, its newline included) was
+// to: the request it answers, taken from `relay`, with the record it makes
+// (its duration still to be set). None for its greeting, or for an answer
+// to nothing relayed.
+std::optional<std::pair<Relayed, RequestRecord>> Answered(std::string_view line, Relay& relay) {
   rapidjson::Document doc;
   doc.Parse(line.data(), line.size());
-  if (doc.HasParseError() || !doc.IsObject()) return;
+  if (doc.HasParseError() || !doc.IsObject()) return std::nullopt;
   const auto id = doc.FindMember("ID");
   // ID 0 is its greeting, or an answer to a request nobody could read.
-  if (id == doc.MemberEnd() || !id->value.IsInt64() || id->value.GetInt64() == 0) return;
+  if (id == doc.MemberEnd() || !id->value.IsInt64() || id->value.GetInt64() == 0) {
+    return std::nullopt;
+  }
   const auto relayed = relay.Take(id->value.GetInt64());
-  if (!relayed) return;
+  if (!relayed) return std::nullopt;
   RequestRecord r{.command = relayed->command};
-  r.duration = answered_at - relayed->read_at;
   const auto err = doc.FindMember("Err");
   const auto miss = doc.FindMember("Miss");
   const auto size = doc.FindMember("Size");
@@ -134,7 +136,7 @@ void NoteAnswer(std::string_view line, Clock::time_point answered_at, Relay& rel
       r.bytes = static_cast<uint64_t>(size->value.GetInt64());
     }
   }
-  if (record) record(r);
+  return std::make_pair(*relayed, r);
 }
 
 // Closes what is open of a set of file descriptors.
@@ -147,7 +149,7 @@ void CloseAll(std::initializer_list<int> fds) {
 }  // namespace
 
 WrapResult Wrap(const std::vector<std::string>& command, int in_fd, int out_fd,
-                const RecordSink& record) {
+                const RecordSink& record, const std::function<void()>& before_close) {
   int to_child[2] = {-1, -1}, from_child[2] = {-1, -1}, stop[2] = {-1, -1};
   if (pipe2(to_child, O_CLOEXEC) != 0 || pipe2(from_child, O_CLOEXEC) != 0 ||
       pipe2(stop, O_CLOEXEC) != 0) {
@@ -190,8 +192,17 @@ WrapResult Wrap(const std::vector<std::string>& command, int in_fd, int out_fd,
     for (size_t newline; (newline = partial.find('\n', start)) != std::string::npos;
          start = newline + 1) {
       const std::string_view line = std::string_view(partial).substr(start, newline + 1 - start);
-      if (!go_command_gone && !WriteAll(out_fd, line)) go_command_gone = true;
-      if (!go_command_gone) NoteAnswer(line, Clock::now(), *relay, record);
+      if (go_command_gone) continue;
+      auto answered = Answered(line, *relay);
+      const bool close = answered && answered->first.command == RequestCommand::kClose;
+      if (close && before_close) before_close();
+      if (!WriteAll(out_fd, line)) {
+        go_command_gone = true;
+        continue;
+      }
+      if (!answered || close || !record) continue;
+      answered->second.duration = Clock::now() - answered->first.read_at;
+      record(answered->second);
     }
     partial.erase(0, start);
   }

@@ -4,6 +4,7 @@
 // its exit status becomes this process's.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -20,8 +21,9 @@ struct WrapResult {
 // and it until it exits. `record` is called, on the calling thread, once per
 // get or put it answers: "hit" with its Size, "miss" (reason kRemote), "ok"
 // with the put's BodySize, or "error", timed from reading the request to
-// writing the answer.
+// writing the answer. `before_close` runs before its answer to a close is
+// passed on (see ServeOptions::before_close).
 WrapResult Wrap(const std::vector<std::string>& command, int in_fd, int out_fd,
-                const RecordSink& record);
+                const RecordSink& record, const std::function<void()>& before_close);
 
 }  // namespace gocache::helper

@@ -17,7 +17,7 @@ import time
 import unittest
 
 from harness import (EXPORTER, GO_GREET, GO_MAIN, SOURCE_DIR, Exporter, TempDirTest, cacheprog_env,
-                     cacheprog_go, expected_census, families, has, parse_metrics, promtool_check,
+                     action_entry, cacheprog_go, expected_census, hex_id, families, has, parse_metrics, promtool_check,
                      readme_families, run_exporter, value, write_files)
 
 TAP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cacheprog_tap.py")
@@ -136,6 +136,48 @@ class CacheprogTest(GoBuildTest):
         # The go command's trim, done by the helper at close.
         with open(os.path.join(helper_dir, "trim.txt")) as f:
             self.assertTrue(f.read().strip().isdigit())
+
+    def test_the_daily_trim_is_done_before_the_close_is_answered(self):
+        # Once it has the answer to its close, the go command cancels the
+        # context that kills its helper ("only after that exchange do we
+        # cancel the context that kills the process", cmd/go's prog.go): the
+        # helper's last work must be done by then. A client of the test's
+        # own kills it at once.
+        helper_dir = os.path.join(self.tmp, "helper-cache")
+        self.build("first", gocache=os.path.join(self.tmp, "go"),
+                   helper=helper_command(helper_dir))
+        old = time.time() - 6 * 24 * 3600
+        unused = []
+        for i in range(2000):
+            action, output = hex_id(f"unused-action-{i}"), hex_id(f"unused-output-{i}")
+            for name, data in ((f"{action}-a", action_entry(action, output, 5)),
+                               (f"{output}-d", b"hello")):
+                path = os.path.join(helper_dir, name[:2], name)
+                with open(path, "wb") as f:
+                    f.write(data)
+                os.utime(path, (old, old))
+                unused.append(path)
+        with open(os.path.join(helper_dir, "trim.txt"), "w") as f:
+            f.write(f"{int(old)}\n")
+        helper = subprocess.Popen(helper_command(helper_dir).split(), stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE)
+        try:
+            self.assertIn(b"KnownCommands", helper.stdout.readline())
+            helper.stdin.write(b'{"ID":1,"Command":"close"}\n\n')
+            helper.stdin.flush()
+            self.assertEqual(helper.stdout.readline(), b'{"ID":1}\n')
+            helper.kill()
+        finally:
+            helper.kill()
+            helper.wait(timeout=10)
+        self.assertEqual([p for p in unused if os.path.exists(p)], [],
+                         "the entries unused for 5 days and 1 hour are gone")
+        with open(os.path.join(helper_dir, "trim.txt")) as f:
+            self.assertGreater(int(f.read()), time.time() - 600)
+        _, graph, _ = self.build("second", gocache=os.path.join(self.tmp, "go"),
+                                 helper=helper_command(helper_dir))
+        self.assertEqual(commands_run(graph), LINK_ONLY, "what the builds use stays")
+        self.assert_healthy_cache(helper_dir)
 
     def test_go_commands_at_once_through_helpers_on_one_cache(self):
         helper_dir = os.path.join(self.tmp, "shared")

@@ -1,6 +1,7 @@
 #include <fcntl.h>
 #include <poll.h>
 
+#include <atomic>
 #include <future>
 #include <mutex>
 #include <set>
@@ -152,7 +153,18 @@ TEST(ServeTest, AnswersGetsPutsAndCloseAsTheGoCommandExpects) {
 TEST(ServeTest, CloseIsAnsweredAfterEveryPutBeforeIt) {
   TempDir dir;
   const DiskCache cache = OpenCache(dir);
-  Session session(cache, ServeOptions{.put_threads = 3});
+  // The helper's last work runs after every put and before the close answer.
+  std::atomic<int> stored_before_close = -1;
+  const auto count_stored = [&] {
+    int stored = 0;
+    for (int i = 1; i <= 50; ++i) {
+      buildcache::Id action{};
+      action[0] = static_cast<uint8_t>(i);
+      stored += cache.Get(action).hit.has_value();
+    }
+    stored_before_close = stored;
+  };
+  Session session(cache, ServeOptions{.put_threads = 3, .before_close = count_stored});
   session.ReadLine();
   std::string batch;
   for (int i = 1; i <= 50; ++i) batch += Put(i, i, 1000 + i, std::string(10'000 + i, 'x'));
@@ -164,6 +176,7 @@ TEST(ServeTest, CloseIsAnsweredAfterEveryPutBeforeIt) {
     const auto id = line.substr(6, line.find_first_of(",}") - 6);
     if (id == "51") {
       EXPECT_EQ(answered.size(), 50u) << "close answered before every put";
+      EXPECT_EQ(stored_before_close, 50) << "before_close ran first, after every put";
     } else {
       EXPECT_NE(line.find("\"DiskPath\""), std::string::npos) << line;
     }
