@@ -1,5 +1,9 @@
 #include "base/flags.h"
 
+// Paths may contain commas, so repeated flags, not comma lists, make a vector.
+#define CXXOPTS_VECTOR_DELIMITER '\0'
+#include <cxxopts.hpp>
+
 #include "base/flag_values.h"
 #include "base/paths.h"
 
@@ -32,14 +36,59 @@ std::string FlagNamed(const std::string& text) {
 
 }  // namespace
 
-std::optional<cxxopts::ParseResult> ParseFlags(cxxopts::Options& options, int argc,
-                                               const char* const argv[], std::string& error) {
-  std::optional<cxxopts::ParseResult> flags;
+FlagGroup& FlagGroup::Value(const std::string& name, const std::string& help) {
+  set_.options_->add_options(name_)(name, help, cxxopts::value<std::string>());
+  return *this;
+}
+
+FlagGroup& FlagGroup::Value(const std::string& name, const std::string& help,
+                            const std::string& default_value) {
+  set_.options_->add_options(name_)(name, help,
+                                    cxxopts::value<std::string>()->default_value(default_value));
+  return *this;
+}
+
+FlagGroup& FlagGroup::Repeated(const std::string& name, const std::string& help) {
+  set_.options_->add_options(name_)(name, help, cxxopts::value<std::vector<std::string>>());
+  return *this;
+}
+
+FlagGroup& FlagGroup::Switch(const std::string& name, const std::string& help) {
+  set_.options_->add_options(name_)(name, help);
+  return *this;
+}
+
+FlagGroup& FlagGroup::Bool(const std::string& name, const std::string& help) {
+  set_.options_->add_options(name_)(name, help, cxxopts::value<bool>());
+  return *this;
+}
+
+FlagGroup& FlagGroup::Int(const std::string& name, const std::string& help, int default_value) {
+  set_.options_->add_options(name_)(
+      name, help, cxxopts::value<int>()->default_value(std::to_string(default_value)));
+  return *this;
+}
+
+FlagSet::FlagSet(const std::string& program, const std::string& description)
+    : options_(std::make_unique<cxxopts::Options>(program, description)) {
+  options_->set_width(100);
+}
+
+FlagSet::~FlagSet() = default;
+
+void FlagSet::SetUsage(const std::string& usage) { options_->custom_help(usage); }
+
+std::vector<std::string> FlagSet::Groups() const { return options_->groups(); }
+
+std::string FlagSet::Help(const std::vector<std::string>& groups) const {
+  return options_->help(groups);
+}
+
+std::optional<ParsedFlags> FlagSet::Parse(int argc, const char* const argv[], std::string& error) {
   try {
-    flags = options.parse(argc, argv);
+    return ParsedFlags(std::make_unique<cxxopts::ParseResult>(options_->parse(argc, argv)));
   } catch (const cxxopts::exceptions::no_such_option& e) {
     error = "unknown " + FlagNamed(PlainQuotes(e.what()));
-    return std::nullopt;
   } catch (const cxxopts::exceptions::exception& e) {
     // "Option 'max-bytes' is missing an argument": "flag --max-bytes ...".
     std::string text = PlainQuotes(e.what());
@@ -48,22 +97,50 @@ std::optional<cxxopts::ParseResult> ParseFlags(cxxopts::Options& options, int ar
       text = FlagNamed(text) + text.substr(close + 1);
     }
     error = text;
-    return std::nullopt;
   }
-  return flags;
+  return std::nullopt;
 }
 
-std::string UnexpectedArgument(const cxxopts::ParseResult& flags) {
-  return flags.unmatched().empty() ? "" : "unexpected argument '" + flags.unmatched().front() + "'";
+ParsedFlags::ParsedFlags(std::unique_ptr<cxxopts::ParseResult> result)
+    : result_(std::move(result)) {}
+ParsedFlags::~ParsedFlags() = default;
+ParsedFlags::ParsedFlags(ParsedFlags&&) noexcept = default;
+ParsedFlags& ParsedFlags::operator=(ParsedFlags&&) noexcept = default;
+
+ParsedFlags ParsedFlags::Empty() {
+  cxxopts::Options options("none");
+  const char* argv[] = {"none"};
+  return ParsedFlags(std::make_unique<cxxopts::ParseResult>(options.parse(1, argv)));
+}
+
+bool ParsedFlags::given(const std::string& name) const { return result_->count(name) > 0; }
+
+std::string ParsedFlags::Text(const std::string& name) const {
+  // A flag with a default counts as present; one without, only when given.
+  try {
+    const auto& value = (*result_)[name];
+    return given(name) || value.has_default() ? value.as<std::string>() : "";
+  } catch (const cxxopts::exceptions::exception&) {
+    return "";  // never declared
+  }
+}
+
+std::vector<std::string> ParsedFlags::Repeated(const std::string& name) const {
+  return given(name) ? (*result_)[name].as<std::vector<std::string>>() : std::vector<std::string>{};
+}
+
+int ParsedFlags::Int(const std::string& name) const { return (*result_)[name].as<int>(); }
+
+bool ParsedFlags::Bool(const std::string& name) const { return (*result_)[name].as<bool>(); }
+
+const std::vector<std::string>& ParsedFlags::Unmatched() const { return result_->unmatched(); }
+
+std::string UnexpectedArgument(const ParsedFlags& flags) {
+  return flags.Unmatched().empty() ? "" : "unexpected argument '" + flags.Unmatched().front() + "'";
 }
 
 std::string UsageErrorLine(const std::string& program, const std::string& message) {
   return program + ": error: " + message + " (see " + program + " --help)\n";
-}
-
-std::string FlagReader::Text(const std::string& name) const {
-  // A flag with a default counts as present; one without, only when given.
-  return flags_.count(name) || flags_[name].has_default() ? flags_[name].as<std::string>() : "";
 }
 
 std::vector<std::string> FlagReader::Paths(const std::string& name) {

@@ -12,13 +12,9 @@
 #include <variant>
 #include <vector>
 
+#include "base/flags.h"
 #include "cache/cache_dir.h"
 #include "cache/scan_service.h"
-
-namespace cxxopts {
-class Options;
-class ParseResult;
-}  // namespace cxxopts
 
 namespace gocache {
 
@@ -80,10 +76,10 @@ struct CollectorInfo {
   std::string help;
   bool enabled_by_default;
   // Adds the collector's own `--<name>.<option>` flags; may be empty.
-  std::function<void(cxxopts::Options&)> add_flags;
+  std::function<void(FlagSet&)> add_flags;
   // Parses the collector's flags, once, whether or not it is enabled (a bad
   // value is an error either way).
-  std::function<Configured(const cxxopts::ParseResult&)> configure;
+  std::function<Configured(const ParsedFlags&)> configure;
   // What the collector reads from the shared background scans of the caches.
   ScanDepth scan_depth = ScanDepth::kNone;
 };

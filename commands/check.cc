@@ -151,18 +151,14 @@ const Command& CheckCommand() {
           "Exit 0 healthy, 1 a threshold crossed, 2 usage error, 3 a cache cannot be "
           "read.",
       .add_flags =
-          [](cxxopts::Options& options) {
-            // clang-format off
-            options.add_options()
-                ("cache.dir", "Build cache to check; repeatable. Default: go env GOCACHE.",
-                 cxxopts::value<std::vector<std::string>>())
-                ("max-inode-usage", "Fail when the cache's filesystem uses more of its inodes "
-                 "(0..1).", cxxopts::value<std::string>())
-                ("max-bytes", "Fail when the cache's entries hold more bytes (counts the "
-                 "entries).", cxxopts::value<std::string>())
-                ("min-free-bytes", "Fail when less space is available to the build's user.",
-                 cxxopts::value<std::string>());
-            // clang-format on
+          [](FlagSet& options) {
+            options.Group()
+                .Repeated("cache.dir", "Build cache to check; repeatable. Default: go env GOCACHE.")
+                .Value("max-inode-usage",
+                       "Fail when the cache's filesystem uses more of its inodes (0..1).")
+                .Value("max-bytes",
+                       "Fail when the cache's entries hold more bytes (counts the entries).")
+                .Value("min-free-bytes", "Fail when less space is available to the build's user.");
           },
       .run = RunCheck,
   };

@@ -39,7 +39,7 @@ struct Command {
   const char* summary;      // one line of the exporter's --help
   const char* description;  // the head of the command's --help
   // The command's own flags (--format and --help are everyone's).
-  std::function<void(cxxopts::Options&)> add_flags;
+  std::function<void(FlagSet&)> add_flags;
   // Reads the flags (a bad value is a usage error naming it), does the work
   // and prints the result in the invocation's format.
   std::function<CommandOutcome(const Invocation&)> run;

@@ -30,14 +30,10 @@ const Command* FindCommand(std::string_view name) {
 // The command's own arguments, argv[0] being the command.
 int Run(const Command& command, int argc, const char* const argv[]) {
   const std::string program = std::string("gocache_exporter ") + command.name;
-  cxxopts::Options options(program, command.description);
-  options.set_width(100);
+  FlagSet options(program, command.description);
   command.add_flags(options);
-  if (command.formats) {
-    options.add_options()("format", "text or json.",
-                          cxxopts::value<std::string>()->default_value("text"));
-  }
-  options.add_options()("h,help", "Show this help.");
+  if (command.formats) options.Group().Value("format", "text or json.", "text");
+  options.Group().Switch("h,help", "Show this help.");
   const auto usage_error = [&](const std::string& message) {
     std::cerr << UsageErrorLine(program, message);
     return kExitUsage;
@@ -54,10 +50,10 @@ int Run(const Command& command, int argc, const char* const argv[]) {
     }
   }
   std::string error;
-  const auto flags = ParseFlags(options, flag_count, argv, error);
+  const auto flags = options.Parse(flag_count, argv, error);
   if (!flags) return usage_error(error);
-  if (flags->count("help")) {
-    std::cout << options.help();
+  if (flags->given("help")) {
+    std::cout << options.Help();
     return kExitHealthy;
   }
   if (const auto unexpected = UnexpectedArgument(*flags); !unexpected.empty()) {

@@ -167,22 +167,18 @@ const Command& TrimCommand() {
           "An action goes with its output; trim.txt is left as it is. Exit 0 when every bound\n"
           "holds afterwards, 1 when one still does not, 2 usage error, 3 cache unreadable.",
       .add_flags =
-          [](cxxopts::Options& options) {
-            // clang-format off
-            options.add_options()
-                ("cache.dir", "The build cache. Default: go env GOCACHE.",
-                 cxxopts::value<std::vector<std::string>>())
-                ("max-bytes", "Bound on the bytes of the cache's entries, such as 10GiB.",
-                 cxxopts::value<std::string>())
-                ("max-inode-usage", "Bound on the inode usage of the cache's filesystem (0..1).",
-                 cxxopts::value<std::string>())
-                ("max-age", "Remove entries unused for longer, such as 72h.",
-                 cxxopts::value<std::string>())
-                ("keep-recent", "Never remove an entry used within this long for --max-bytes or "
-                 "--max-inode-usage (0s: any entry).",
-                 cxxopts::value<std::string>()->default_value("1h"))
-                ("dry-run", "Print what would be removed; remove nothing.");
-            // clang-format on
+          [](FlagSet& options) {
+            options.Group()
+                .Repeated("cache.dir", "The build cache. Default: go env GOCACHE.")
+                .Value("max-bytes", "Bound on the bytes of the cache's entries, such as 10GiB.")
+                .Value("max-inode-usage",
+                       "Bound on the inode usage of the cache's filesystem (0..1).")
+                .Value("max-age", "Remove entries unused for longer, such as 72h.")
+                .Value("keep-recent",
+                       "Never remove an entry used within this long for --max-bytes or "
+                       "--max-inode-usage (0s: any entry).",
+                       "1h")
+                .Switch("dry-run", "Print what would be removed; remove nothing.");
           },
       .run = RunTrim,
   };

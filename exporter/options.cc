@@ -18,57 +18,48 @@ ParsedCommandLine UsageError(const std::string& message) {
   return {std::nullopt, 2, UsageErrorLine(kProgram, message)};
 }
 
-cxxopts::Options MakeOptions() {
-  cxxopts::Options options(kProgram,
-                           "Prometheus exporter for the health of the Go build and module caches.");
-  options.custom_help(
+void DeclareFlags(FlagSet& options) {
+  options.SetUsage(
       "[flags]\n  gocache_exporter check|trim [flags]\n  gocache_exporter help [check|trim]");
-  options.set_width(100);
-  // clang-format off
-  options.add_options()
-      ("web.listen-address", "Address on which to expose metrics and the web interface.",
-       cxxopts::value<std::string>()->default_value(":9959"))
-      ("web.telemetry-path", "Path under which to expose metrics.",
-       cxxopts::value<std::string>()->default_value("/metrics"))
-      ("web.config.file", "Prometheus exporter web configuration file (TLS, basic auth, "
-       "response headers); see README.",
-       cxxopts::value<std::string>())
-      ("web.max-connections", "Connections served at once; more wait to be accepted.",
-       cxxopts::value<int>()->default_value("16"))
-      ("web.request-timeout", "Longest a request may take to arrive or its response to be sent.",
-       cxxopts::value<std::string>()->default_value("10s"))
-      ("cache.dir", "Go build cache (GOCACHE) to watch; repeatable. Default: go env GOCACHE.",
-       cxxopts::value<std::vector<std::string>>())
-      ("modcache.dir", "Go module cache (GOMODCACHE) to watch; repeatable. Default: go env GOMODCACHE.",
-       cxxopts::value<std::vector<std::string>>())
-      ("scrape.timeout", "How long a scrape waits for a collector that runs at scrape time.",
-       cxxopts::value<std::string>()->default_value("5s"))
-      ("scan.interval", "Pause between background scans of the cache trees (the inode, "
-       "density and trim collectors read them).",
-       cxxopts::value<std::string>()->default_value("5m"))
-      ("collector.disable-defaults", "Disable every collector not enabled explicitly.")
-      ("once", "Run every enabled collector once, print the metrics to stdout and exit.")
-      ("log.level", "Only log messages at or above this level: debug, info, warn, error.",
-       cxxopts::value<std::string>()->default_value("info"))
-      ("log.format", "Log format: logfmt or json.",
-       cxxopts::value<std::string>()->default_value("logfmt"))
-      ("version", "Print the version and exit.")
-      ("h,help", "Print this help and exit.");
-  options.add_options(kHiddenGroup)
-      ("density.interval", "The old name of --scan.interval.", cxxopts::value<std::string>())
+  options.Group()
+      .Value("web.listen-address", "Address on which to expose metrics and the web interface.",
+             ":9959")
+      .Value("web.telemetry-path", "Path under which to expose metrics.", "/metrics")
+      .Value("web.config.file",
+             "Prometheus exporter web configuration file (TLS, basic auth, response headers); "
+             "see README.")
+      .Int("web.max-connections", "Connections served at once; more wait to be accepted.", 16)
+      .Value("web.request-timeout",
+             "Longest a request may take to arrive or its response to be sent.", "10s")
+      .Repeated("cache.dir",
+                "Go build cache (GOCACHE) to watch; repeatable. Default: go env GOCACHE.")
+      .Repeated("modcache.dir",
+                "Go module cache (GOMODCACHE) to watch; repeatable. Default: go env GOMODCACHE.")
+      .Value("scrape.timeout", "How long a scrape waits for a collector that runs at scrape time.",
+             "5s")
+      .Value("scan.interval",
+             "Pause between background scans of the cache trees (the inode, density and trim "
+             "collectors read them).",
+             "5m")
+      .Switch("collector.disable-defaults", "Disable every collector not enabled explicitly.")
+      .Switch("once", "Run every enabled collector once, print the metrics to stdout and exit.")
+      .Value("log.level", "Only log messages at or above this level: debug, info, warn, error.",
+             "info")
+      .Value("log.format", "Log format: logfmt or json.", "logfmt")
+      .Switch("version", "Print the version and exit.")
+      .Switch("h,help", "Print this help and exit.");
+  options.Group(kHiddenGroup)
+      .Value("density.interval", "The old name of --scan.interval.")
       // As node_exporter's: lets a test give a fixture /proc (mountinfo).
-      ("path.procfs", "procfs mountpoint.", cxxopts::value<std::string>()->default_value("/proc"));
-  // clang-format on
+      .Value("path.procfs", "procfs mountpoint.", "/proc");
   for (const auto& info : AllCollectors()) {
     const std::string state = info.enabled_by_default ? "enabled" : "disabled";
-    options.add_options("Collectors")(
-        "collector." + info.name,
-        "Enable the " + info.name + " collector (default: " + state + "): " + info.help + ".",
-        cxxopts::value<bool>())("no-collector." + info.name,
-                                "Disable the " + info.name + " collector.");
+    options.Group("Collectors")
+        .Bool("collector." + info.name,
+              "Enable the " + info.name + " collector (default: " + state + "): " + info.help + ".")
+        .Switch("no-collector." + info.name, "Disable the " + info.name + " collector.");
     if (info.add_flags) info.add_flags(options);
   }
-  return options;
 }
 
 std::string VersionText() {
@@ -79,49 +70,49 @@ std::string VersionText() {
 }  // namespace
 
 ParsedCommandLine ParseCommandLine(int argc, const char* const argv[]) {
-  auto options = MakeOptions();
+  FlagSet options(kProgram,
+                  "Prometheus exporter for the health of the Go build and module caches.");
+  DeclareFlags(options);
   std::string error;
-  const auto flags = ParseFlags(options, argc, argv, error);
+  const auto flags = options.Parse(argc, argv, error);
   if (!flags) return UsageError(error);
   const auto& f = *flags;
-  if (f.count("help")) {
+  if (f.given("help")) {
     std::vector<std::string> groups;
-    for (const auto& group : options.groups()) {
+    for (const auto& group : options.Groups()) {
       if (group != kHiddenGroup) groups.push_back(group);
     }
-    return {std::nullopt, 0, options.help(groups) + "\n" + CommandsHelp()};
+    return {std::nullopt, 0, options.Help(groups) + "\n" + CommandsHelp()};
   }
-  if (f.count("version")) return {std::nullopt, 0, VersionText()};
+  if (f.given("version")) return {std::nullopt, 0, VersionText()};
   if (const auto unexpected = UnexpectedArgument(f); !unexpected.empty()) {
     return UsageError(unexpected);
   }
 
   Config config;
   FlagReader read(f);
-  config.listen_address = f["web.listen-address"].as<std::string>();
+  config.listen_address = f.Text("web.listen-address");
   auto ports = ListenAddressToCivetPorts(config.listen_address, error);
   if (!ports) return UsageError("--web.listen-address '" + config.listen_address + "': " + error);
   config.civet_ports = *ports;
 
-  config.telemetry_path = f["web.telemetry-path"].as<std::string>();
+  config.telemetry_path = f.Text("web.telemetry-path");
   if (config.telemetry_path.size() < 2 || config.telemetry_path.front() != '/') {
     return UsageError("--web.telemetry-path must start with '/' and name a path other than '/'");
   }
-  if (f.count("web.config.file")) {
-    const std::string file = f["web.config.file"].as<std::string>();
+  if (f.given("web.config.file")) {
+    const std::string file = f.Text("web.config.file");
     auto web = LoadWebConfig(file, error);
     if (!web) return UsageError("--web.config.file " + file + ": " + error);
     config.web = std::move(*web);
   }
-  config.max_connections = f["web.max-connections"].as<int>();
+  config.max_connections = f.Int("web.max-connections");
   if (config.max_connections < 1 || config.max_connections > 1024) {
     return UsageError("--web.max-connections must be from 1 to 1024");
   }
 
-  if (f.count("cache.dir")) config.cache_dirs = f["cache.dir"].as<std::vector<std::string>>();
-  if (f.count("modcache.dir")) {
-    config.modcache_dirs = f["modcache.dir"].as<std::vector<std::string>>();
-  }
+  config.cache_dirs = f.Repeated("cache.dir");
+  config.modcache_dirs = f.Repeated("modcache.dir");
   for (const auto& dir : config.cache_dirs) {
     if (dir.empty()) return UsageError("--cache.dir must not be empty");
   }
@@ -141,11 +132,11 @@ ParsedCommandLine ParseCommandLine(int argc, const char* const argv[]) {
     }
   }
 
-  const std::string level = f["log.level"].as<std::string>();
+  const std::string level = f.Text("log.level");
   if (!log::ParseLevel(level, config.log_level)) {
     return UsageError("--log.level '" + level + "': want debug, info, warn or error");
   }
-  const std::string format = f["log.format"].as<std::string>();
+  const std::string format = f.Text("log.format");
   if (!log::ParseFormat(format, config.log_format)) {
     return UsageError("--log.format '" + format + "': want logfmt or json");
   }
@@ -162,20 +153,20 @@ ParsedCommandLine ParseCommandLine(int argc, const char* const argv[]) {
   config.scan_interval = read.PositiveDuration(scan_interval_flag);
   config.request_timeout = read.PositiveDuration("web.request-timeout");
   if (!read.ok()) return UsageError(read.error());
-  config.once = f.count("once") > 0;
+  config.once = f.given("once");
   config.procfs = read.Text("path.procfs");
   if (config.procfs.empty()) return UsageError("--path.procfs must not be empty");
 
-  const bool defaults = f.count("collector.disable-defaults") == 0;
+  const bool defaults = !f.given("collector.disable-defaults");
   for (const auto& info : AllCollectors()) {
     const std::string on = "collector." + info.name;
     const std::string off = "no-collector." + info.name;
-    if (f.count(on) && f.count(off)) {
+    if (f.given(on) && f.given(off)) {
       return UsageError("--" + on + " and --" + off + " contradict each other");
     }
     bool enabled = defaults && info.enabled_by_default;
-    if (f.count(on)) enabled = f[on].as<bool>();
-    if (f.count(off)) enabled = false;
+    if (f.given(on)) enabled = f.Bool(on);
+    if (f.given(off)) enabled = false;
     auto configured = info.configure(f);
     if (const auto* message = std::get_if<std::string>(&configured)) return UsageError(*message);
     if (enabled) {

@@ -422,7 +422,7 @@ class CacheprogCollector : public Collector {
   std::unique_ptr<Worker> receiver_;
 };
 
-Configured Configure(const cxxopts::ParseResult& flags) {
+Configured Configure(const ParsedFlags& flags) {
   FlagReader read(flags);
   const std::string socket = read.Text("cacheprog.socket");
   if (!read.ok()) return read.error();
@@ -446,13 +446,11 @@ CollectorInfo Info() {
       .help = "requests of the GOCACHEPROG helpers (gocache_exporter cacheprog) on this host",
       .enabled_by_default = false,
       .add_flags =
-          [](cxxopts::Options& options) {
-            // clang-format off
-            options.add_options("cacheprog collector")
-                ("cacheprog.socket", "Unix socket the helpers report to (their "
-                 "--cacheprog.socket).",
-                 cxxopts::value<std::string>()->default_value(cacheprog_report::kDefaultSocket));
-            // clang-format on
+          [](FlagSet& options) {
+            options.Group("cacheprog collector")
+                .Value("cacheprog.socket",
+                       "Unix socket the helpers report to (their --cacheprog.socket).",
+                       cacheprog_report::kDefaultSocket);
           },
       .configure = Configure,
   };

@@ -194,7 +194,7 @@ CollectorInfo Info() {
       .enabled_by_default = true,
       .add_flags = nullptr,
       // No flags of its own: it renders the latest background scan.
-      .configure = [](const cxxopts::ParseResult&) -> Configured {
+      .configure = [](const ParsedFlags&) -> Configured {
         return ConfiguredCollector{
             Schedule::AtScrape(),
             [](const CollectorContext& context) -> std::unique_ptr<Collector> {

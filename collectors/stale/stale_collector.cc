@@ -2,7 +2,9 @@
 
 #include <sys/stat.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 
 #include "base/flags.h"
 #include "base/log.h"
@@ -242,7 +244,7 @@ class StaleCollector final : public Collector {
   Target host_;
 };
 
-Configured Configure(const cxxopts::ParseResult& flags) {
+Configured Configure(const ParsedFlags& flags) {
   FlagReader read(flags);
   Config config;
   config.modules = read.Paths("stale.module");
@@ -282,22 +284,17 @@ CollectorInfo Info() {
       .help = "stale packages by reason per module and target, from go list (needs --stale.module)",
       .enabled_by_default = true,
       .add_flags =
-          [](cxxopts::Options& options) {
-            // clang-format off
-            options.add_options("stale collector")
-                ("stale.module", "Module root directory whose packages to check; repeatable.",
-                 cxxopts::value<std::vector<std::string>>())
-                ("stale.target", "GOOS/GOARCH to check for; repeatable. Default: the host's.",
-                 cxxopts::value<std::vector<std::string>>())
-                ("stale.go", "The go command to run. Default: go on PATH.",
-                 cxxopts::value<std::string>())
-                ("stale.interval", "Pause between rounds of go list.",
-                 cxxopts::value<std::string>()->default_value("10m"))
-                ("stale.timeout", "Longest a go list may run before it is killed.",
-                 cxxopts::value<std::string>()->default_value("5m"))
-                ("stale.allow-mtime-refresh",
-                 "Run go list even where it cannot be kept from refreshing cache mtimes.");
-            // clang-format on
+          [](FlagSet& options) {
+            options.Group("stale collector")
+                .Repeated("stale.module",
+                          "Module root directory whose packages to check; repeatable.")
+                .Repeated("stale.target",
+                          "GOOS/GOARCH to check for; repeatable. Default: the host's.")
+                .Value("stale.go", "The go command to run. Default: go on PATH.")
+                .Value("stale.interval", "Pause between rounds of go list.", "10m")
+                .Value("stale.timeout", "Longest a go list may run before it is killed.", "5m")
+                .Switch("stale.allow-mtime-refresh",
+                        "Run go list even where it cannot be kept from refreshing cache mtimes.");
           },
       .configure = Configure,
       .scan_depth = ScanDepth::kNone,

@@ -89,7 +89,7 @@ class TraceCollector : public Collector {
   TraceTally tally_;  // since the exporter started
 };
 
-Configured Configure(const cxxopts::ParseResult& flags) {
+Configured Configure(const ParsedFlags& flags) {
   FlagReader read(flags);
   Config config;
   config.dirs = read.Paths("trace.dir");
@@ -119,20 +119,18 @@ CollectorInfo Info() {
       .help = "cache hits, misses and latency from go command traces (needs --trace.dir)",
       .enabled_by_default = true,
       .add_flags =
-          [](cxxopts::Options& options) {
-            // clang-format off
-            options.add_options("trace collector")
-                ("trace.dir", "Spool directory into which builds drop -debug-actiongraph or "
-                 "-debug-trace files (plain or gzip); repeatable.",
-                 cxxopts::value<std::vector<std::string>>())
-                ("trace.settle", "A file not reported closed is read once unchanged this long.",
-                 cxxopts::value<std::string>()->default_value("5s"))
-                ("trace.on-done", "What to do with a file once counted: rename (to <name>.done) "
-                 "or delete.",
-                 cxxopts::value<std::string>()->default_value("rename"))
-                ("trace.max-file-bytes", "Larger files (also once decompressed) are rejected.",
-                 cxxopts::value<std::string>()->default_value("256MiB"));
-            // clang-format on
+          [](FlagSet& options) {
+            options.Group("trace collector")
+                .Repeated("trace.dir",
+                          "Spool directory into which builds drop -debug-actiongraph or "
+                          "-debug-trace files (plain or gzip); repeatable.")
+                .Value("trace.settle",
+                       "A file not reported closed is read once unchanged this long.", "5s")
+                .Value("trace.on-done",
+                       "What to do with a file once counted: rename (to <name>.done) or delete.",
+                       "rename")
+                .Value("trace.max-file-bytes",
+                       "Larger files (also once decompressed) are rejected.", "256MiB");
           },
       .configure = Configure,
       .scan_depth = ScanDepth::kNone,

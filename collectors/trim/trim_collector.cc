@@ -72,7 +72,7 @@ class TrimCollector : public Collector {
   std::atomic<bool> started_{false};
 };
 
-Configured Configure(const cxxopts::ParseResult& flags) {
+Configured Configure(const ParsedFlags& flags) {
   FlagReader read(flags);
   AutoTrimConfig config;
   config.trigger_inode_usage = read.OptionalRatio("trim.auto-inode-usage", true);
@@ -108,22 +108,19 @@ CollectorInfo Info() {
           "--trim.auto-bytes)",
       .enabled_by_default = true,
       .add_flags =
-          [](cxxopts::Options& options) {
-            // clang-format off
-            options.add_options("trim collector (opt-in: without a trigger the exporter never writes)")
-                ("trim.auto-inode-usage", "Trim a build cache when its filesystem's inode usage "
-                 "reaches this ratio.", cxxopts::value<std::string>())
-                ("trim.auto-bytes", "Trim a build cache when its entries hold this many bytes "
-                 "(from the background scan).", cxxopts::value<std::string>())
-                ("trim.target-fraction", "Trim down to this fraction of the trigger.",
-                 cxxopts::value<std::string>()->default_value("0.9"))
-                ("trim.keep-recent", "Never remove an entry used within this long for a bound "
-                 "(0s: any entry).", cxxopts::value<std::string>()->default_value("1h"))
-                ("trim.min-interval", "Shortest pause between two trims of one cache.",
-                 cxxopts::value<std::string>()->default_value("10m"))
-                ("trim.check-interval", "How often the triggers are checked.",
-                 cxxopts::value<std::string>()->default_value("30s"));
-            // clang-format on
+          [](FlagSet& options) {
+            options.Group("trim collector (opt-in: without a trigger the exporter never writes)")
+                .Value("trim.auto-inode-usage",
+                       "Trim a build cache when its filesystem's inode usage reaches this ratio.")
+                .Value("trim.auto-bytes",
+                       "Trim a build cache when its entries hold this many bytes (from the "
+                       "background scan).")
+                .Value("trim.target-fraction", "Trim down to this fraction of the trigger.", "0.9")
+                .Value("trim.keep-recent",
+                       "Never remove an entry used within this long for a bound (0s: any entry).",
+                       "1h")
+                .Value("trim.min-interval", "Shortest pause between two trims of one cache.", "10m")
+                .Value("trim.check-interval", "How often the triggers are checked.", "30s");
           },
       .configure = Configure,
       // The byte trigger reads the entry bytes of the background scan.

@@ -189,26 +189,27 @@ const Command& CacheprogCommand() {
           "the protocol unchanged and reports how long each of its answers took:\n"
           "  GOCACHEPROG=\"gocache_exporter cacheprog --wrap -- /usr/local/bin/remote-cache\"",
       .add_flags =
-          [](cxxopts::Options& options) {
-            options.custom_help("[OPTION...] [--wrap -- HELPER ARGS...]");
-            // clang-format off
-            options.add_options()
-                ("cache.dir", "The build cache. Default: $GOCACHE, else the go command's default.",
-                 cxxopts::value<std::vector<std::string>>())
-                ("max-body-size", "Largest output stored; a larger put gets an error, the "
-                 "build goes on.",
-                 cxxopts::value<std::string>()->default_value("1GiB"))
-                ("max-bytes", "Bound on the bytes of the cache's entries, such as 20GiB: a put "
-                 "that would cross it first evicts the least recently used.",
-                 cxxopts::value<std::string>())
-                ("max-inode-usage", "Bound on the inode usage of the cache's filesystem (0..1), "
-                 "kept the same way.", cxxopts::value<std::string>())
-                ("wrap", "Run the helper given after -- and measure its answers, instead of "
-                 "serving a cache.")
-                ("cacheprog.socket", "Where a running exporter receives the helper's reports "
-                 "(its own --cacheprog.socket); empty: send none.",
-                 cxxopts::value<std::string>()->default_value(cacheprog_report::kDefaultSocket));
-            // clang-format on
+          [](FlagSet& options) {
+            options.SetUsage("[OPTION...] [--wrap -- HELPER ARGS...]");
+            options.Group()
+                .Repeated("cache.dir",
+                          "The build cache. Default: $GOCACHE, else the go command's default.")
+                .Value("max-body-size",
+                       "Largest output stored; a larger put gets an error, the build goes on.",
+                       "1GiB")
+                .Value("max-bytes",
+                       "Bound on the bytes of the cache's entries, such as 20GiB: a put that "
+                       "would cross it first evicts the least recently used.")
+                .Value("max-inode-usage",
+                       "Bound on the inode usage of the cache's filesystem (0..1), kept the same "
+                       "way.")
+                .Switch("wrap",
+                        "Run the helper given after -- and measure its answers, instead of "
+                        "serving a cache.")
+                .Value("cacheprog.socket",
+                       "Where a running exporter receives the helper's reports (its own "
+                       "--cacheprog.socket); empty: send none.",
+                       cacheprog_report::kDefaultSocket);
           },
       .run = RunCacheprog,
       .formats = false,

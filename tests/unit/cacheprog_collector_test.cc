@@ -21,11 +21,14 @@ using testing_util::TempDir;
 std::unique_ptr<Collector> MakeListening(const std::string& socket,
                                          const std::vector<CacheDir>& caches = {}) {
   const CollectorInfo info = Info();
-  cxxopts::Options options("test");
+  FlagSet options("test", "");
   info.add_flags(options);
   const std::string flag = "--cacheprog.socket=" + socket;
   const char* argv[] = {"test", flag.c_str()};
-  const auto configured = info.configure(options.parse(2, argv));
+  std::string error;
+  const auto parsed = options.Parse(2, argv, error);
+  if (!parsed) return nullptr;
+  const auto configured = info.configure(*parsed);
   const auto* collector = std::get_if<ConfiguredCollector>(&configured);
   if (!collector || !collector->make) return nullptr;
   return collector->make(CollectorContext{caches, nullptr});

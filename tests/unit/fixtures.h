@@ -126,11 +126,7 @@ inline int64_t CtimeNs(const std::string& path) {
 }
 
 // A parse of no flags at all.
-inline cxxopts::ParseResult NoFlags() {
-  cxxopts::Options options("test");
-  const char* argv[] = {"test"};
-  return options.parse(1, argv);
-}
+inline ParsedFlags NoFlags() { return ParsedFlags::Empty(); }
 
 // The collector `info` registers, configured without flags and made; null
 // when that fails.

@@ -119,11 +119,14 @@ TEST(StaleInfoTest, RegistersItsFlagsAndParsesThemOnce) {
   const auto info = Info();
   EXPECT_EQ(info.name, "stale");
   EXPECT_EQ(info.scan_depth, ScanDepth::kNone);
-  cxxopts::Options options("test");
+  FlagSet options("test", "");
   info.add_flags(options);
   const auto parse = [&](std::vector<const char*> argv) {
     argv.insert(argv.begin(), "test");
-    return options.parse(static_cast<int>(argv.size()), argv.data());
+    std::string parse_error;
+    auto parsed = options.Parse(static_cast<int>(argv.size()), argv.data(), parse_error);
+    EXPECT_TRUE(parsed.has_value()) << parse_error;
+    return parsed ? std::move(*parsed) : ParsedFlags::Empty();
   };
   // The usage error, or "" when the flags configure the collector.
   const auto error = [&](std::vector<const char*> argv) {
