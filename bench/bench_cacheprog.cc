@@ -9,13 +9,14 @@
 //    `EXPORTER --version` (the binary's own loading and linking).
 // 2. Gets of REQUESTS (default 2000) existing entries, one at a time, timed
 //    from writing the request to reading the answer, against the same
-//    lookups made directly: open and read the action entry, stat the output.
+//    lookups made directly: open and read the action entry, stat the output;
+//    and a line sent through `cat` and back, the floor of any request.
 //    Twice: the first pass also refreshes the mtime of every entry older
 //    than an hour (the hourly refresh), the second is the steady state.
 // 3. Puts of REQUESTS new entries (256 B to 64 KiB, log-uniform), without
 //    and with --max-bytes (far above the cache's size: the bookkeeping of a
 //    bound, no eviction), against writing the same two files directly.
-// 4. The peak RSS of every helper (wait4).
+// 4. The peak RSS of the helpers of each row (wait4).
 //
 // The helpers report to SOCKET when given (an exporter's --cacheprog.socket),
 // else to nobody. trim.txt is set to now first, so that no helper runs the
@@ -183,9 +184,12 @@ Stats Summarize(std::vector<double> micros) {
   return Stats{at(0.5), at(0.99), micros.back()};
 }
 
-void PrintRow(const char* what, const Stats& s, const Stats* reference) {
+// A row of microseconds; with a reference, the ratio of the medians; with an
+// RSS above 0, the helper's peak RSS.
+void PrintRow(const char* what, const Stats& s, const Stats* reference, double rss_mib = 0) {
   std::printf("%-44s %10.1f %10.1f %10.1f", what, s.p50, s.p99, s.max);
   if (reference) std::printf(" %8.2fx", s.p50 / reference->p50);
+  if (rss_mib > 0) std::printf(" %8.1f", rss_mib);
   std::printf("\n");
 }
 
@@ -242,6 +246,22 @@ Stats HelperGets(Helper& helper, const std::vector<Entry>& entries, int64_t& id)
     micros.push_back(Micros(Clock::now() - start));
     if (answer.find("\"DiskPath\"") == std::string::npos) Die("a get missed: " + answer);
   }
+  return Summarize(micros);
+}
+
+// A line written to `cat` and read back, `count` times: a round trip through
+// a pipe pair and another process, the least any GOCACHEPROG request costs.
+Stats PipeRoundTrips(size_t count) {
+  Helper cat({"/bin/cat"});
+  std::vector<double> micros;
+  const std::string line = GetLine(1, Id{});
+  for (size_t i = 0; i < count; ++i) {
+    const auto start = Clock::now();
+    cat.Send(line.substr(0, line.size() - 1));  // one line: without the empty one
+    cat.ReadLine();
+    micros.push_back(Micros(Clock::now() - start));
+  }
+  cat.Close(0);
   return Summarize(micros);
 }
 
@@ -346,16 +366,19 @@ int main(int argc, char** argv) {
   const auto entries = FindEntries(dir, requests);
   if (entries.size() < requests) Die("the cache has too few entries");
   std::printf("%zu requests of each kind on %s\n\n", requests, dir.c_str());
-  std::printf("%-44s %10s %10s %10s %9s\n", "microseconds", "p50", "p99", "max", "p50 ratio");
+  std::printf("%-44s %10s %10s %10s %9s %8s\n", "microseconds", "p50", "p99", "max", "p50 ratio",
+              "RSS MiB");
 
-  double rss = 0;
   constexpr int kStarts = 20;
   const Stats spawn = SpawnOnly(exporter, kStarts);
   PrintRow("spawn `gocache_exporter --version` (ref)", spawn, nullptr);
-  PrintRow("helper start-up to first answer",
-           StartUp(HelperArgs(exporter, dir, socket, false), entries[0], kStarts, rss), &spawn);
-  PrintRow("  the same with --max-bytes",
-           StartUp(HelperArgs(exporter, dir, socket, true), entries[0], kStarts, rss), &spawn);
+  double rss = 0;
+  const Stats start = StartUp(HelperArgs(exporter, dir, socket, false), entries[0], kStarts, rss);
+  PrintRow("helper start-up to first answer", start, &spawn, rss);
+  rss = 0;
+  const Stats bounded_start =
+      StartUp(HelperArgs(exporter, dir, socket, true), entries[0], kStarts, rss);
+  PrintRow("  the same with --max-bytes", bounded_start, &spawn, rss);
 
   int64_t id = 0;
   uint64_t put_bytes = 0;
@@ -366,11 +389,13 @@ int main(int argc, char** argv) {
     const Stats direct = DirectGets(entries);
     const Stats steady = HelperGets(helper, entries, id);
     const Stats direct2 = DirectGets(entries);
+    const double get_rss = helper.Close(++id);
+    const Stats pipe = PipeRoundTrips(entries.size());
     std::printf("\n");
     PrintRow("get: read entry, stat output (ref)", direct2, nullptr);
-    PrintRow("get through the helper", steady, &direct2);
+    PrintRow("a line through `cat` and back (floor)", pipe, &direct2);
+    PrintRow("get through the helper", steady, &direct2, get_rss);
     PrintRow("  first of the hour (mtimes refreshed)", first, &direct);
-    rss = std::max(rss, helper.Close(++id));
   }
   {
     const auto fresh = MakeNewEntries(requests, 1), fresh2 = MakeNewEntries(requests, 2),
@@ -379,17 +404,16 @@ int main(int argc, char** argv) {
     Helper helper(HelperArgs(exporter, dir, socket, false));
     helper.ReadLine();
     const Stats put = HelperPuts(helper, fresh2, id, put_bytes);
-    rss = std::max(rss, helper.Close(++id));
+    const double put_rss = helper.Close(++id);
     Helper bounded(HelperArgs(exporter, dir, socket, true));
     bounded.ReadLine();
     const Stats bounded_put = HelperPuts(bounded, fresh3, id, put_bytes);
-    rss = std::max(rss, bounded.Close(++id));
+    const double bounded_rss = bounded.Close(++id);
     std::printf("\n");
     PrintRow("put: write output and entry (ref)", direct, nullptr);
-    PrintRow("put through the helper", put, &direct);
-    PrintRow("  the same with --max-bytes", bounded_put, &direct);
+    PrintRow("put through the helper", put, &direct, put_rss);
+    PrintRow("  the same with --max-bytes", bounded_put, &direct, bounded_rss);
   }
-  std::printf("\nhelper peak RSS (largest of all): %.1f MiB\n", rss);
   std::printf("bench_cacheprog: gets=%zu puts=%zu put_bytes=%" PRIu64 "\n",
               2 * requests + 2 * kStarts, 2 * requests, put_bytes);
   return 0;

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -25,12 +26,9 @@ constexpr mode_t kFileMode = 0666;
 
 // Marks an entry used as the go command's DiskCache.used does: its mtime set
 // to now unless already within the last hour (to spare the disk writes).
-void MarkUsed(const std::string& path, int64_t now_ns) {
-  struct stat st;
-  if (stat(path.c_str(), &st) == 0 &&
-      now_ns - MtimeNs(st) < buildcache::kMtimeIntervalSeconds * kNanosPerSecond) {
-    return;
-  }
+// `st` is the entry's, just read.
+void MarkUsed(const std::string& path, const struct stat& st, int64_t now_ns) {
+  if (now_ns - MtimeNs(st) < buildcache::kMtimeIntervalSeconds * kNanosPerSecond) return;
   utimensat(AT_FDCWD, path.c_str(), nullptr, 0);
 }
 
@@ -98,10 +96,20 @@ GetResult DiskCache::Get(const Id& action) const {
     }
     return result;
   }
-  // One byte more than an entry, to tell a file that is too long.
+  // One byte more than an entry, to tell a file that is too long. A get is
+  // a few system calls, each counted: the size from fstat ends the reading
+  // without a read that returns 0, and its mtime says whether to mark it.
   char buf[buildcache::kActionEntrySize + 1];
+  struct stat action_st;
+  if (fstat(fd, &action_st) != 0) {
+    result.error = DescribeErrno(errno, action_path);
+    close(fd);
+    return result;
+  }
+  const size_t want =
+      std::min(sizeof buf, static_cast<size_t>(std::max<off_t>(action_st.st_size, 0)));
   size_t got = 0;
-  for (ssize_t n; got < sizeof buf && (n = read(fd, buf + got, sizeof buf - got)) != 0;) {
+  for (ssize_t n; got < want && (n = read(fd, buf + got, want - got)) != 0;) {
     if (n < 0) {
       if (errno == EINTR) continue;
       result.error = DescribeErrno(errno, action_path);
@@ -128,8 +136,8 @@ GetResult DiskCache::Get(const Id& action) const {
     return result;
   }
   const int64_t now = NowNs();
-  MarkUsed(action_path, now);
-  MarkUsed(output_path, now);
+  MarkUsed(action_path, action_st, now);
+  MarkUsed(output_path, st, now);
   result.hit =
       CacheHit{entry->output_id, entry->output_size, entry->time_ns, std::move(output_path)};
   return result;
@@ -170,7 +178,7 @@ PutResult DiskCache::Put(const Id& action, const Id& output, std::string_view bo
   const bool present = lstat(output_path.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
                        static_cast<uint64_t>(st.st_size) == body.size();
   if (present) {
-    MarkUsed(output_path, NowNs());
+    MarkUsed(output_path, st, NowNs());
   } else if (!WriteAndRename(output_path, body, result.error)) {
     return result;
   }

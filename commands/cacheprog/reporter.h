@@ -1,8 +1,8 @@
 // Sends the helper's reports (cache/cacheprog_report.h) to a running
-// exporter over a unix stream socket, one line each, never waiting: what
-// cannot go at once waits in a bounded buffer and goes with the next report;
-// a report that finds no exporter, or no room, is counted as lost, and the
-// count goes with the next report delivered. A build never notices.
+// exporter over a unix stream socket, one line each, in batches (within
+// 100 ms), never waiting: what cannot go waits in a bounded buffer; a report
+// that finds no exporter, or no room, is counted as lost, and the count goes
+// with the next report delivered. A build never notices.
 //
 // A stream, not datagrams: a unix datagram socket queues 10 datagrams by
 // default (net.unix.max_dgram_qlen), which a build's burst of gets overruns
@@ -10,8 +10,10 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <mutex>
 #include <string>
+#include <thread>
 
 #include "cache/cacheprog_report.h"
 
@@ -42,6 +44,7 @@ class Reporter {
   bool Connect();  // with mu_ held
   void Flush();    // with mu_ held
   void Disconnect();
+  void FlushLoop();  // the batches' thread, started with the first report
 
   const std::string socket_path_;
   const std::string cache_path_;
@@ -50,6 +53,9 @@ class Reporter {
   std::chrono::steady_clock::time_point last_attempt_{};
   std::string pending_;  // whole lines not yet written
   uint64_t lost_ = 0;
+  bool stopping_ = false;
+  std::condition_variable waiting_;
+  std::thread flusher_;
 };
 
 }  // namespace gocache::helper

@@ -111,9 +111,11 @@ TEST(CacheprogCollectorTest, CountsWhatTheHelpersReport) {
   SendRaw(socket, "v1 request 1 5 put ok - 10 10 /srv/cache\nv1 request 1 0 get");
 
   const std::map<std::string, std::string> cache = {{"path", "/srv/cache"}};
+  // The helper's reports come in a batch, within 100 ms.
   const auto result = UpdateUntil(*collector, [](const CollectResult& r) {
     return Sample(r, "gocache_cacheprog_reports_invalid_total") == 1 &&
-           Sample(r, "gocache_cacheprog_reports_lost_total") == 5;
+           Sample(r, "gocache_cacheprog_reports_lost_total") == 5 &&
+           Sample(r, "gocache_cacheprog_evictions_total", {{"reason", "age"}}) == 3;
   });
   EXPECT_TRUE(result.errors.empty());
   const auto labels = [&](std::map<std::string, std::string> more) {
