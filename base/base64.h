@@ -35,7 +35,9 @@ class StreamDecoder {
   std::string& bytes() { return bytes_; }
 
  private:
+  bool FeedOne(char c);
   void Emit(uint8_t byte);
+  void Keep(const char* bytes, size_t size);  // counts them, keeps those within the limit
 
   uint64_t limit_;
   uint64_t decoded_ = 0;

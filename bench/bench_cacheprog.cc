@@ -16,7 +16,7 @@
 // 3. Puts of REQUESTS new entries (256 B to 64 KiB, log-uniform), without
 //    and with --max-bytes (far above the cache's size: the bookkeeping of a
 //    bound, no eviction), against writing the same two files directly.
-// 4. The peak RSS of the helpers of each row (wait4).
+// 4. The peak RSS of the helpers of each row (VmHWM, just before the close).
 //
 // The helpers report to SOCKET when given (an exporter's --cacheprog.socket),
 // else to nobody. trim.txt is set to now first, so that no helper runs the
@@ -25,7 +25,6 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <spawn.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -104,18 +103,24 @@ class Helper {
     }
   }
 
-  // Sends close, waits for the answer and the exit; the peak RSS in MiB.
+  // Sends close, waits for the answer and the exit; the peak RSS in MiB,
+  // read before the close (VmHWM: wait4's ru_maxrss would count the memory
+  // of this process, which the child shared until its exec).
   double Close(int64_t id) {
+    double rss_mib = 0;
+    std::ifstream status_file("/proc/" + std::to_string(pid_) + "/status");
+    for (std::string line; std::getline(status_file, line);) {
+      if (line.starts_with("VmHWM:")) rss_mib = std::strtod(line.c_str() + 6, nullptr) / 1024;
+    }
     Send("{\"ID\":" + std::to_string(id) + ",\"Command\":\"close\"}\n\n");
     ReadLine();
     close(in_);
     close(out_);
     int status = 0;
-    struct rusage usage {};
-    if (wait4(pid_, &status, 0, &usage) != pid_ || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    if (waitpid(pid_, &status, 0) != pid_ || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
       Die("the helper did not exit 0");
     }
-    return static_cast<double>(usage.ru_maxrss) / 1024;
+    return rss_mib;
   }
 
  private:

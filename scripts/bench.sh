@@ -11,14 +11,15 @@
 # trace parser's, BENCH_ONLY=trim only check and trim on a cache of
 # BENCH_TRIM_PAIRS (default 100,000) pairs, BENCH_ONLY=load only the load
 # benchmark (scripts/bench_load.sh: wrk against /metrics while the cache is
-# rescanned; its own variables are described there) (default: all).
+# rescanned; its own variables are described there), BENCH_ONLY=cacheprog only
+# the GOCACHEPROG helper's (scripts/bench_cacheprog.sh) (default: all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
 only=${BENCH_ONLY:-}
 case $only in
-  "" | cache | trace | trim | load) ;;
-  *) echo "BENCH_ONLY must be cache, trace, trim or load, not '$only'" >&2; exit 2 ;;
+  "" | cache | trace | trim | load | cacheprog) ;;
+  *) echo "BENCH_ONLY must be cache, trace, trim, load or cacheprog, not '$only'" >&2; exit 2 ;;
 esac
 want() { [[ -z $only || $only == "$1" ]]; }
 entries=${BENCH_ENTRIES:-1000000}
@@ -169,5 +170,14 @@ if want load; then
     BENCH_CACHE=$work/big ENTRIES=$entries scripts/bench_load.sh "$build"
   else
     ENTRIES=$entries scripts/bench_load.sh "$build"
+  fi
+fi
+
+if want cacheprog; then
+  # The cache section's tree, when there is one; else bench_cacheprog.sh makes one.
+  if [[ -d $work/big ]]; then
+    BENCH_CACHE=$work/big ENTRIES=$entries scripts/bench_cacheprog.sh "$build"
+  else
+    ENTRIES=$entries scripts/bench_cacheprog.sh "$build"
   fi
 fi

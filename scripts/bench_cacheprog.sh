@@ -5,9 +5,12 @@
 #
 # 1. Builds with a real go (go 1.23 built with GOEXPERIMENT=cacheprog, by
 #    scripts/build-go-cacheprog.sh): `go build std` with every action a hit,
-#    ROUNDS (default 7) times each without and with the helper, alternating;
-#    then a cold build of a real module (cmd/go and all it imports) into an
-#    empty cache, COLD_ROUNDS (default 3) times each. Medians, and their ratio.
+#    ROUNDS (default 7) times each without and with the helper, alternating,
+#    also all on one CPU (taskset -c 0: every wake-up of the helper or of the
+#    go command then happens on the CPU that is running, not on an idle
+#    one); then a cold build of a real module (cmd/go and all it imports)
+#    into an empty cache, COLD_ROUNDS (default 3) times each. Medians, and
+#    their ratio.
 # 2. bench/bench_cacheprog on a synthetic cache of ENTRIES (default
 #    1,000,000) actions and outputs: start-up to the first answer, gets and
 #    puts against the same work done directly, peak RSS (see that program).
@@ -73,6 +76,9 @@ for _ in $(seq "$rounds"); do
     >>"$work/warm-helper"
   seconds GOCACHE="$work/unused" GOCACHEPROG="$(helper "$work/bounded" --max-bytes=1TiB)" \
     -- "$go" build std >>"$work/warm-bounded"
+  seconds GOCACHE="$work/plain" -- taskset -c 0 "$go" build std >>"$work/pinned-plain"
+  seconds GOCACHE="$work/unused" GOCACHEPROG="$(helper "$work/helper")" -- taskset -c 0 "$go" \
+    build std >>"$work/pinned-helper"
 done
 
 echo "== cold build of cmd/go into an empty cache: $cold_rounds rounds each, alternating"
@@ -88,14 +94,18 @@ cmp "$work/go.plain" "$work/go.helper" || { echo "the two go binaries differ" >&
 warm_plain=$(median <"$work/warm-plain")
 warm_helper=$(median <"$work/warm-helper")
 warm_bounded=$(median <"$work/warm-bounded")
+pinned_plain=$(median <"$work/pinned-plain")
+pinned_helper=$(median <"$work/pinned-helper")
 cold_plain=$(median <"$work/cold-plain")
 cold_helper=$(median <"$work/cold-helper")
 awk -v wp="$warm_plain" -v wh="$warm_helper" -v wb="$warm_bounded" -v cp="$cold_plain" \
-  -v ch="$cold_helper" 'BEGIN {
+  -v ch="$cold_helper" -v pp="$pinned_plain" -v ph="$pinned_helper" 'BEGIN {
   printf "%-44s %9s %8s\n", "median seconds", "seconds", "ratio"
   printf "%-44s %9.3f %7.2fx\n", "go build std, warm, no helper (ref)", wp, 1
   printf "%-44s %9.3f %7.3fx\n", "go build std, warm, through the helper", wh, wh / wp
   printf "%-44s %9.3f %7.3fx\n", "  the same with --max-bytes", wb, wb / wp
+  printf "%-44s %9.3f %7.2fx\n", "go build std, warm, one CPU, no helper (ref)", pp, 1
+  printf "%-44s %9.3f %7.3fx\n", "go build std, warm, one CPU, the helper", ph, ph / pp
   printf "%-44s %9.3f %7.2fx\n", "go build cmd/go, cold, no helper (ref)", cp, 1
   printf "%-44s %9.3f %7.3fx\n", "go build cmd/go, cold, through the helper", ch, ch / cp
 }'

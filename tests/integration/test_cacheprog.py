@@ -16,9 +16,10 @@ import threading
 import time
 import unittest
 
-from harness import (EXPORTER, GO_GREET, GO_MAIN, SOURCE_DIR, Exporter, TempDirTest, cacheprog_env,
-                     action_entry, cacheprog_go, expected_census, hex_id, families, has, parse_metrics, promtool_check,
-                     readme_families, run_exporter, value, write_files)
+from harness import (EXPORTER, GO_GREET, GO_MAIN, SOURCE_DIR, Exporter, TempDirTest, action_entry,
+                     cacheprog_env, cacheprog_go, expected_census, families, has, hex_id,
+                     make_synthetic_cache, parse_metrics, promtool_check, readme_families,
+                     run_exporter, value, write_files)
 
 TAP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cacheprog_tap.py")
 FAKE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fake_cacheprog.py")
@@ -639,6 +640,36 @@ class WrapTest(GoBuildTest):
                                    timeout=30)
                 self.assertEqual(r.returncode, 2)
                 self.assertIn(error, r.stderr.decode())
+
+
+class BenchmarkProgramTest(TempDirTest):
+    """bench/bench_cacheprog, shortened: it runs, every get it sends hits and
+    every put is stored, and the exporter counts exactly what it sent. (The
+    figures are the benchmark's business, not asserted.)"""
+
+    def test_the_benchmark_program_runs_and_the_exporter_counts_what_it_sent(self):
+        bench = os.path.join(os.path.dirname(EXPORTER), "bench_cacheprog")
+        cache = os.path.join(self.tmp, "synthetic")
+        make_synthetic_cache(cache, pairs=2000)
+        socket = os.path.join(self.tmp, "cacheprog.sock")
+        with Exporter("--collector.cacheprog", f"--cacheprog.socket={socket}",
+                      f"--cache.dir={cache}", "--no-collector.stale",
+                      cache_changes="the benchmark writes the cache") as exporter:
+            r = subprocess.run([bench, EXPORTER, cache, "100", socket], capture_output=True,
+                               text=True, timeout=300)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            sent = re.search(r"bench_cacheprog: gets=(\d+) puts=(\d+)", r.stdout)
+            self.assertIsNotNone(sent, r.stdout)
+            want = {("get", "hit"): int(sent.group(1)), ("put", "ok"): int(sent.group(2))}
+            self.assertEqual(want, {("get", "hit"): 240, ("put", "ok"): 200})
+
+            def requests(samples):
+                return {(dict(l)["command"], dict(l)["result"]): v
+                        for (name, l), v in samples.items()
+                        if name == "gocache_cacheprog_requests_total" and v > 0}
+
+            exporter.wait_for(lambda s: requests(s) == want, timeout=20,
+                              what=f"requests_total equal to what the benchmark sent, {want}")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
 
 namespace gocache::base64 {
@@ -49,6 +50,36 @@ TEST(Base64Test, StreamsInPiecesOfAnyLength) {
     }
     ASSERT_TRUE(decoder.Finish());
     EXPECT_EQ(decoder.bytes(), "the body of a put, in pieces");
+  }
+}
+
+TEST(Base64Test, LargeBodiesInPiecesDecodeExactlyWithinTheirLimit) {
+  // Past the size of the decoder's own buffer, in pieces that split groups
+  // anywhere, with limits below, at and above the size.
+  std::mt19937 rng(7);
+  for (const size_t size : {0u, 1u, 2u, 3u, 3071u, 3072u, 3073u, 10000u}) {
+    std::string body(size, '\0');
+    for (auto& c : body) c = static_cast<char>(rng());
+    const std::string text =
+        Encode(std::span(reinterpret_cast<const uint8_t*>(body.data()), body.size()));
+    for (const size_t limit : {size, size / 2, size + 10}) {
+      StreamDecoder decoder(limit);
+      for (size_t i = 0; i < text.size();) {
+        const size_t piece = 1 + rng() % 700;
+        ASSERT_TRUE(decoder.Feed(std::string_view(text).substr(i, piece))) << size;
+        i += piece;
+      }
+      ASSERT_TRUE(decoder.Finish()) << size;
+      EXPECT_EQ(decoder.decoded_size(), size);
+      EXPECT_EQ(decoder.bytes(), body.substr(0, std::min(size, limit))) << size << " " << limit;
+    }
+    if (text.size() > 8) {
+      // A character outside the alphabet in the middle is refused.
+      std::string bad = text;
+      bad[text.size() / 2] = '!';
+      StreamDecoder decoder(size);
+      EXPECT_FALSE(decoder.Feed(bad) && decoder.Finish()) << size;
+    }
   }
 }
 
