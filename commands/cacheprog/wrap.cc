@@ -36,6 +36,8 @@ constexpr auto kNoteWait = std::chrono::seconds(1);
 // A request relayed and not answered yet.
 struct Relayed {
   RequestCommand command = RequestCommand::kGet;
+  bool counted = false;  // a get or a put
+  bool close = false;
   uint64_t body_size = 0;
   Clock::time_point read_at;
 };
@@ -87,11 +89,20 @@ void RelayRequests(int in_fd, int child_in, int stop_fd, Relay& relay) {
     const ReadOutcome next = reader.Next();
     if (next.kind == ReadOutcome::Kind::kEnd) break;
     const Request& request = next.request;
-    // Gets and puts are counted; a close is noted to act before its answer.
-    if (next.kind != ReadOutcome::Kind::kRequest && !next.command_known) continue;
+    // Every request with an ID is noted, so that no answer waits for its
+    // note: gets and puts to be counted, a close to act before its answer,
+    // and commands this helper does not know but the wrapped one may.
+    if (request.id == 0) continue;
     {
       std::lock_guard lock(relay.mu);
-      relay.pending[request.id] = Relayed{request.command, request.body_size, read_at};
+      relay.pending[request.id] = Relayed{
+          .command = request.command,
+          .counted = next.command_known,
+          .close =
+              next.kind == ReadOutcome::Kind::kRequest && request.command == RequestCommand::kClose,
+          .body_size = request.body_size,
+          .read_at = read_at,
+      };
     }
     relay.noted.notify_all();
   }
@@ -194,13 +205,12 @@ WrapResult Wrap(const std::vector<std::string>& command, int in_fd, int out_fd,
       const std::string_view line = std::string_view(partial).substr(start, newline + 1 - start);
       if (go_command_gone) continue;
       auto answered = Answered(line, *relay);
-      const bool close = answered && answered->first.command == RequestCommand::kClose;
-      if (close && before_close) before_close();
+      if (answered && answered->first.close && before_close) before_close();
       if (!WriteAll(out_fd, line)) {
         go_command_gone = true;
         continue;
       }
-      if (!answered || close || !record) continue;
+      if (!answered || !answered->first.counted || !record) continue;
       answered->second.duration = Clock::now() - answered->first.read_at;
       record(answered->second);
     }

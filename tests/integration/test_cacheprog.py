@@ -624,6 +624,31 @@ class WrapTest(GoBuildTest):
         self.assertEqual(r.stderr.decode(), "fake_cacheprog: giving up with 7\n")
         self.assertEqual(r.stdout, self.read(f"{self.tmp}/fake.out"))
 
+        # Commands this helper does not know, the wrapped one may: relayed
+        # both ways at once, while the go command's input stays open. (An
+        # answer to a request the relay had not noted would wait a second
+        # for the note: five of them, five seconds.)
+        wrapper = subprocess.Popen([EXPORTER, "cacheprog", "--cacheprog.socket=", "--wrap", "--",
+                                    FAKE, self.store, f"{self.tmp}/unknown"],
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        try:
+            self.assertIn(b"KnownCommands", wrapper.stdout.readline())
+            started = time.monotonic()
+            for i in range(3, 8):
+                request = json.dumps({"ID": i, "Command": "delete", "ActionID": ACTION})
+                wrapper.stdin.write(f"{request}\n\n".encode())
+                wrapper.stdin.flush()
+                self.assertEqual(json.loads(wrapper.stdout.readline()),
+                                 {"ID": i, "Err": "unknown command 'delete'"})
+            self.assertLess(time.monotonic() - started, 3, "answers waited for notes")
+            wrapper.stdin.write(b'{"ID":8,"Command":"close"}\n\n')
+            wrapper.stdin.flush()
+            self.assertEqual(json.loads(wrapper.stdout.readline()), {"ID": 8})
+            self.assertEqual(wrapper.wait(timeout=10), 0)
+        finally:
+            wrapper.kill()
+            wrapper.wait(timeout=10)
+
         missing = os.path.join(self.tmp, "no-such-helper")
         r = subprocess.run([EXPORTER, "cacheprog", "--cacheprog.socket=", "--wrap", "--", missing],
                            input=b"", capture_output=True, timeout=30)
