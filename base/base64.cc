@@ -49,10 +49,6 @@ std::optional<std::string> Decode(std::string_view text) {
   return std::move(decoder.bytes());
 }
 
-void StreamDecoder::Emit(uint8_t byte) {
-  if (++decoded_ <= limit_) bytes_ += static_cast<char>(byte);
-}
-
 void StreamDecoder::Keep(const char* bytes, size_t size) {
   if (decoded_ < limit_) {
     bytes_.append(bytes, static_cast<size_t>(std::min<uint64_t>(size, limit_ - decoded_)));
@@ -126,9 +122,9 @@ bool StreamDecoder::FeedOne(char c) {
     valid_ = false;
     return false;
   }
-  Emit(static_cast<uint8_t>(quad_ >> 16));
-  if (padding_ < 2) Emit(static_cast<uint8_t>(quad_ >> 8));
-  if (padding_ < 1) Emit(static_cast<uint8_t>(quad_));
+  const char group[3] = {static_cast<char>(quad_ >> 16), static_cast<char>(quad_ >> 8 & 0xff),
+                         static_cast<char>(quad_ & 0xff)};
+  Keep(group, static_cast<size_t>(3 - padding_));
   ended_ = padding_ > 0;
   quad_ = 0;
   in_quad_ = 0;

@@ -36,7 +36,6 @@ class StreamDecoder {
 
  private:
   bool FeedOne(char c);
-  void Emit(uint8_t byte);
   void Keep(const char* bytes, size_t size);  // counts them, keeps those within the limit
 
   uint64_t limit_;
