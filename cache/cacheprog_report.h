@@ -1,9 +1,9 @@
 // What a GOCACHEPROG helper (`gocache_exporter cacheprog`) tells a running
 // exporter, one line per event on a unix stream socket: a helper started (and
 // which GOCACHE its go command has) or stopped, a request answered, entries
-// evicted. Both sides use this one
-// definition of the line; every value that becomes a label is one of a
-// fixed set, so a line from anyone else cannot make series without bound.
+// evicted. Both sides use this one definition of the line; every value that
+// becomes a label is one of a fixed set, so a line from anyone else cannot
+// make series without bound.
 #pragma once
 
 #include <array>

@@ -57,16 +57,22 @@ int ServeWithoutCache(const std::string& why) {
   }
 }
 
+// Tells the exporter a helper started, and which GOCACHE its go command has:
+// the exporter marks that cache as one the go command no longer writes.
+void ReportStart(helper::Reporter& reporter, const std::string& go_cache) {
+  reporter.Send(report::Report{.event = report::Event::kStart});
+  if (!go_cache.empty()) {
+    reporter.Send(report::Report{.event = report::Event::kGoCache, .path = go_cache});
+  }
+}
+
 // Runs another helper under --wrap, reporting its answers as
 // path="wrap:<its name>".
 int RunWrapped(const std::vector<std::string>& command, const std::string& socket,
                const std::string& go_cache) {
   const std::string name = std::filesystem::path(command.front()).filename().string();
   helper::Reporter reporter(socket, std::string(report::kWrapPrefix) + name);
-  reporter.Send(report::Report{.event = report::Event::kStart});
-  if (!go_cache.empty()) {
-    reporter.Send(report::Report{.event = report::Event::kGoCache, .path = go_cache});
-  }
+  ReportStart(reporter, go_cache);
   bool stopped = false;
   const auto wrapped = helper::Wrap(
       command, STDIN_FILENO, STDOUT_FILENO,
@@ -125,11 +131,7 @@ CommandOutcome RunCacheprog(const Invocation& invocation) {
   if (!cache) return {ServeWithoutCache(error), ""};
 
   helper::Reporter reporter(socket, dir);
-  reporter.Send(report::Report{.event = report::Event::kStart});
-  // The exporter marks the cache the go command no longer writes.
-  if (!go_cache.empty()) {
-    reporter.Send(report::Report{.event = report::Event::kGoCache, .path = go_cache});
-  }
+  ReportStart(reporter, go_cache);
   helper::ServeOptions options;
   options.max_body_size = max_body_size;
   auto budget = limits.any() ? CacheBudget::Open(dir, limits, error) : std::nullopt;
