@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -16,6 +17,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <optional>
+
+extern char** environ;
 
 namespace gocache {
 namespace {
@@ -351,6 +354,38 @@ CommandResult RunCommand(const CommandSpec& spec) {
     result.error = spec.argv[0] + ": killed by signal " + std::to_string(WTERMSIG(status));
   }
   return result;
+}
+
+std::optional<PipedChild> SpawnPiped(const std::vector<std::string>& argv, std::string& error) {
+  int to_child[2] = {-1, -1}, from_child[2] = {-1, -1};
+  if (pipe2(to_child, O_CLOEXEC) != 0 || pipe2(from_child, O_CLOEXEC) != 0) {
+    error = std::string("pipe: ") + std::strerror(errno);
+    for (const int fd : {to_child[0], to_child[1], from_child[0], from_child[1]}) {
+      if (fd >= 0) close(fd);
+    }
+    return std::nullopt;
+  }
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, to_child[0], STDIN_FILENO);
+  posix_spawn_file_actions_adddup2(&actions, from_child[1], STDOUT_FILENO);
+  std::vector<char*> args;
+  for (const auto& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
+  args.push_back(nullptr);
+  PipedChild child;
+  const int spawned = posix_spawnp(&child.pid, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  close(to_child[0]);
+  close(from_child[1]);
+  if (spawned != 0) {
+    close(to_child[1]);
+    close(from_child[0]);
+    error = "cannot run " + argv.front() + ": " + std::strerror(spawned);
+    return std::nullopt;
+  }
+  child.in = to_child[1];
+  child.out = from_child[0];
+  return child;
 }
 
 }  // namespace gocache

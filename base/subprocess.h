@@ -2,6 +2,8 @@
 // group, ended with SIGTERM then SIGKILL when it overruns, always reaped.
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <functional>
 #include <optional>
@@ -67,6 +69,19 @@ CommandResult RunCommand(const CommandSpec& spec);
 // Ends every running and future RunCommand child (its whole process group):
 // for shutdown, so that no go command outlives the exporter.
 void CancelAllCommands();
+
+// A child whose stdin and stdout are pipes of this process, left running:
+// a GOCACHEPROG helper run by another (cacheprog --wrap) or by a benchmark.
+// Its stderr is this process's.
+struct PipedChild {
+  pid_t pid = -1;
+  int in = -1;   // its stdin, to write to
+  int out = -1;  // its stdout, to read from
+};
+
+// Starts argv (argv[0] looked up on PATH); none, with `error` ("cannot run
+// X: reason"), when it cannot be started.
+std::optional<PipedChild> SpawnPiped(const std::vector<std::string>& argv, std::string& error);
 
 // The full path of an executable named `name` on $PATH, or "".
 std::string FindOnPath(const std::string& name);

@@ -43,6 +43,7 @@
 #include <vector>
 
 #include "base/base64.h"
+#include "base/subprocess.h"
 #include "base/write_all.h"
 #include "cache/build_cache.h"
 
@@ -65,23 +66,12 @@ double Micros(Clock::duration d) { return std::chrono::duration<double, std::mic
 class Helper {
  public:
   explicit Helper(const std::vector<std::string>& args) {
-    int to[2], from[2];
-    if (pipe2(to, O_CLOEXEC) != 0 || pipe2(from, O_CLOEXEC) != 0) Die("pipe");
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, to[0], STDIN_FILENO);
-    posix_spawn_file_actions_adddup2(&actions, from[1], STDOUT_FILENO);
-    std::vector<char*> argv;
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    if (posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ) != 0) {
-      Die("cannot run " + args[0]);
-    }
-    posix_spawn_file_actions_destroy(&actions);
-    close(to[0]);
-    close(from[1]);
-    in_ = to[1];
-    out_ = from[0];
+    std::string error;
+    const auto child = gocache::SpawnPiped(args, error);
+    if (!child) Die(error);
+    pid_ = child->pid;
+    in_ = child->in;
+    out_ = child->out;
   }
 
   void Send(const std::string& text) {

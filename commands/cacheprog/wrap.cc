@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <rapidjson/document.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,10 +16,9 @@
 #include <thread>
 #include <utility>
 
+#include "base/subprocess.h"
 #include "base/write_all.h"
 #include "commands/cacheprog/protocol.h"
-
-extern char** environ;
 
 namespace gocache::helper {
 namespace {
@@ -161,31 +159,17 @@ void CloseAll(std::initializer_list<int> fds) {
 
 WrapResult Wrap(const std::vector<std::string>& command, int in_fd, int out_fd,
                 const RecordSink& record, const std::function<void()>& before_close) {
-  int to_child[2] = {-1, -1}, from_child[2] = {-1, -1}, stop[2] = {-1, -1};
-  if (pipe2(to_child, O_CLOEXEC) != 0 || pipe2(from_child, O_CLOEXEC) != 0 ||
-      pipe2(stop, O_CLOEXEC) != 0) {
-    const std::string error = std::strerror(errno);
-    CloseAll({to_child[0], to_child[1], from_child[0], from_child[1], stop[0], stop[1]});
-    return {127, "pipe: " + error};
-  }
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, to_child[0], STDIN_FILENO);
-  posix_spawn_file_actions_adddup2(&actions, from_child[1], STDOUT_FILENO);
-  std::vector<char*> argv;
-  for (const auto& arg : command) argv.push_back(const_cast<char*>(arg.c_str()));
-  argv.push_back(nullptr);
-  pid_t pid = -1;
-  const int spawned = posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  CloseAll({to_child[0], from_child[1]});
-  if (spawned != 0) {
-    CloseAll({to_child[1], from_child[0], stop[0], stop[1]});
-    return {127, "cannot run " + command.front() + ": " + std::strerror(spawned)};
+  int stop[2];
+  if (pipe2(stop, O_CLOEXEC) != 0) return {127, std::string("pipe: ") + std::strerror(errno)};
+  std::string error;
+  const auto child = SpawnPiped(command, error);
+  if (!child) {
+    CloseAll({stop[0], stop[1]});
+    return {127, error};
   }
 
   const auto relay = std::make_shared<Relay>();
-  std::thread requests([in_fd, child_in = to_child[1], stop_fd = stop[0], relay] {
+  std::thread requests([in_fd, child_in = child->in, stop_fd = stop[0], relay] {
     RelayRequests(in_fd, child_in, stop_fd, *relay);
   });
   // Its answers, a line at a time, each passed on whole before it is read.
@@ -195,7 +179,7 @@ WrapResult Wrap(const std::vector<std::string>& command, int in_fd, int out_fd,
   std::string partial;
   char buffer[64 * 1024];
   for (;;) {
-    const ssize_t n = read(from_child[0], buffer, sizeof buffer);
+    const ssize_t n = read(child->out, buffer, sizeof buffer);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     partial.append(buffer, static_cast<size_t>(n));
@@ -218,10 +202,10 @@ WrapResult Wrap(const std::vector<std::string>& command, int in_fd, int out_fd,
   }
   // Whatever it wrote last, even without a newline, goes on unchanged.
   if (!go_command_gone && !partial.empty()) WriteAll(out_fd, partial);
-  close(from_child[0]);
+  close(child->out);
 
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  while (waitpid(child->pid, &status, 0) < 0 && errno == EINTR) {
   }
   // The go command may still be writing: stop relaying it.
   while (write(stop[1], "x", 1) < 0 && errno == EINTR) {
