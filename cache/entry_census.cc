@@ -10,8 +10,6 @@
 #include "base/file_time.h"
 
 namespace gocache {
-namespace {
-
 using buildcache::EntryType;
 
 size_t AgeBucket(double age) {
@@ -19,8 +17,6 @@ size_t AgeBucket(double age) {
   while (i < kAgeBuckets.size() && age > kAgeBuckets[i]) ++i;
   return i;
 }
-
-}  // namespace
 
 CensusVisitor::CensusVisitor(CacheKind kind, int64_t scan_start_ns, const ActionIndex& previous)
     : kind_(kind), scan_start_ns_(scan_start_ns), previous_(previous) {}
@@ -53,35 +49,58 @@ void CensusVisitor::Fail(std::string_view name, int err) {
   if (first_read_error_.empty()) first_read_error_ = std::string(name) + ": " + std::strerror(err);
 }
 
-int CensusVisitor::OpenAndStat(int dir_fd, std::string_view name, struct stat& status) {
+ActionLook LookAtAction(int dir_fd, std::string_view name, bool& noatime) {
+  ActionLook look;
   char file[buildcache::kHexIdSize + 3];  // "<64 hex>-a" and its NUL
   const size_t n = name.copy(file, sizeof file - 1);
   file[n] = '\0';
   // O_NONBLOCK: a FIFO under an entry's name must not block the scan.
-  const int fd =
-      OpenNoAtime(dir_fd, file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, noatime_);
-  if (fd >= 0) {
-    if (fstat(fd, &status) == 0) return fd;
-    Fail(name, errno);
-    close(fd);
-  } else if (errno == ELOOP && fstatat(dir_fd, file, &status, AT_SYMLINK_NOFOLLOW) == 0) {
-    return -1;  // a symbolic link: counted, not followed
-  } else {
-    Fail(name, errno);
+  const int fd = OpenNoAtime(dir_fd, file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, noatime);
+  if (fd < 0) {
+    look.err = errno;
+    // A symbolic link: counted, not followed.
+    look.found = look.err == ELOOP && fstatat(dir_fd, file, &look.status, AT_SYMLINK_NOFOLLOW) == 0;
+    if (!look.found && look.err == ELOOP) look.err = errno;
+    return look;
   }
-  status.st_nlink = 0;  // marks "no status"
-  return -1;
+  if (fstat(fd, &look.status) != 0) {
+    look.err = errno;
+    close(fd);
+    return look;
+  }
+  look.found = true;
+  if (!S_ISREG(look.status.st_mode)) {
+    close(fd);
+    return look;
+  }
+  char buf[buildcache::kActionEntrySize + 1];
+  size_t got = 0;
+  while (got < sizeof buf) {
+    const ssize_t r = read(fd, buf + got, sizeof buf - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    got += static_cast<size_t>(r);
+    // A regular file reads short only at its end: no second read to see EOF.
+    if (got < sizeof buf) break;
+  }
+  close(fd);
+  if (const auto entry = buildcache::ParseActionEntry(std::string_view(buf, got),
+                                                      name.substr(0, buildcache::kHexIdSize))) {
+    look.output_key = entry->output_key;
+    look.output_size = entry->output_size;
+  }
+  return look;
 }
 
 void CensusVisitor::OnFile(int dir_fd, std::string_view parent, std::string_view name, int depth,
                            const struct stat* scanned) {
-  struct stat own;
-  int fd = -1;
+  ActionLook look;  // for a file the scanner left to us: always a new action entry
   if (scanned == nullptr) {
-    fd = OpenAndStat(dir_fd, name, own);
-    if (fd < 0 && own.st_nlink == 0) return;  // vanished or unreadable
+    look = LookAtAction(dir_fd, name, noatime_);
+    ++actions_read_;
+    if (!look.found) return Fail(name, look.err);
   }
-  const struct stat* status = scanned ? scanned : &own;
+  const struct stat* status = scanned ? scanned : &look.status;
   const uint64_t size = static_cast<uint64_t>(status->st_size);
   census_.allocated_bytes += static_cast<uint64_t>(status->st_blocks) * 512;
   const int shard = depth == 2 ? buildcache::ShardIndex(parent) : -1;
@@ -105,55 +124,34 @@ void CensusVisitor::OnFile(int dir_fd, std::string_view parent, std::string_view
   const double age = std::max<double>(0, static_cast<double>(age_ns) / kNanosPerSecond);
   ++census_.age_counts[AgeBucket(age)];
   census_.age_sum_seconds += age;
+  const uint64_t key = buildcache::IdKey(name);
   if (type == EntryType::kOutput) {
-    outputs_.emplace_back(buildcache::IdKey(name), status->st_size);
+    outputs_.emplace_back(key, status->st_size);
+  } else if (scanned == nullptr) {
+    actions_.push_back({key, CtimeNs(*status), look.output_key, look.output_size});
   } else if (S_ISREG(status->st_mode)) {
-    ReadAction(dir_fd, name, CtimeNs(*status), fd);
-    return;
+    ReadAction(dir_fd, name, CtimeNs(*status));
   } else {
     // A FIFO, socket or symbolic link under an entry's name: never read
     // (links are not followed), never valid.
-    actions_.push_back({buildcache::IdKey(name), CtimeNs(*status), 0, IndexedAction::kCorrupt});
+    actions_.push_back({key, CtimeNs(*status), 0, IndexedAction::kCorrupt});
   }
-  if (fd >= 0) close(fd);
 }
 
-void CensusVisitor::ReadAction(int dir_fd, std::string_view name, int64_t ctime_ns, int fd) {
+void CensusVisitor::ReadAction(int dir_fd, std::string_view name, int64_t ctime_ns) {
   const uint64_t key = buildcache::IdKey(name);
-  if (fd < 0) {
-    // Entries are immutable but for their mtime: one whose inode did not
-    // change is not read again.
-    if (const IndexedAction* known = Known(key); known && known->ctime_ns == ctime_ns) {
-      actions_.push_back(*known);
-      return;
-    }
-    struct stat status;
-    fd = OpenAndStat(dir_fd, name, status);
-    if (fd < 0) return;
-    if (!S_ISREG(status.st_mode)) {  // replaced since the scanner's stat
-      close(fd);
-      actions_.push_back({key, ctime_ns, 0, IndexedAction::kCorrupt});
-      return;
-    }
+  // Entries are immutable but for their mtime: one whose inode did not
+  // change is not read again.
+  if (const IndexedAction* known = Known(key); known && known->ctime_ns == ctime_ns) {
+    actions_.push_back(*known);
+    return;
   }
-  // One read of one byte more than an entry, to tell a long file from a
-  // complete one, as the go command does.
-  char buf[buildcache::kActionEntrySize + 1];
-  size_t got = 0;
-  while (got < sizeof buf) {
-    const ssize_t n = read(fd, buf + got, sizeof buf - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    got += static_cast<size_t>(n);
-    // A regular file reads short only at its end: no second read to see EOF.
-    if (got < sizeof buf) break;
-  }
-  close(fd);
+  const ActionLook look = LookAtAction(dir_fd, name, noatime_);
   ++actions_read_;
-  const auto entry = buildcache::ParseActionEntry(std::string_view(buf, got),
-                                                  name.substr(0, buildcache::kHexIdSize));
-  actions_.push_back(entry ? IndexedAction{key, ctime_ns, entry->output_key, entry->output_size}
-                           : IndexedAction{key, ctime_ns, 0, IndexedAction::kCorrupt});
+  if (!look.found) return Fail(name, look.err);
+  // Replaced since the scanner's stat, perhaps by a non-regular file: the
+  // look says corrupt then.
+  actions_.push_back({key, ctime_ns, look.output_key, look.output_size});
 }
 
 void CensusVisitor::Reserve(size_t actions, size_t outputs) {

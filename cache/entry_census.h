@@ -62,6 +62,24 @@ struct IndexedAction {
 };
 using ActionIndex = std::vector<IndexedAction>;
 
+// The age_counts bucket of an entry `age` seconds old.
+size_t AgeBucket(double age);
+
+// An action entry file as the census reads it: opened without following a
+// link or blocking on a FIFO, stat'ed on the open file, and read with one
+// read of one byte more than an entry, to tell a long file from a complete
+// one as the go command does.
+struct ActionLook {
+  bool found = false;  // else vanished (err ENOENT) or unreadable
+  int err = 0;
+  struct stat status {};
+  // The entry's output, or output_size kCorrupt: it does not parse, or it is
+  // not a regular file (a symbolic link is stat'ed, never followed or read).
+  uint64_t output_key = 0;
+  int64_t output_size = IndexedAction::kCorrupt;
+};
+ActionLook LookAtAction(int dir_fd, std::string_view name, bool& noatime);
+
 // One thread's share of the census.
 class CensusVisitor final : public ScanVisitor {
  public:
@@ -84,12 +102,9 @@ class CensusVisitor final : public ScanVisitor {
 
  private:
   friend CacheCensus FinishCensus(std::vector<CensusVisitor>& visitors, ActionIndex& index);
-  // Opens an entry the scanner did not stat, and stats it; -1 when it cannot
-  // be opened (a symbolic link is stat'ed without being opened).
-  int OpenAndStat(int dir_fd, std::string_view name, struct stat& status);
-  // Reads and parses an action entry, from `fd` when it is open (and closes
-  // it), else from the index or a fresh open.
-  void ReadAction(int dir_fd, std::string_view name, int64_t ctime_ns, int fd);
+  // Reads and parses an action entry: from the index when its inode did not
+  // change, else again.
+  void ReadAction(int dir_fd, std::string_view name, int64_t ctime_ns);
   const IndexedAction* Known(uint64_t key) const;
   void Fail(std::string_view name, int err);
 

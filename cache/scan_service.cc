@@ -1,17 +1,24 @@
 #include "cache/scan_service.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <cerrno>
 
 #include "base/file_time.h"
+#include "base/log.h"
+#include "cache/census_watch.h"
 
 namespace gocache {
 namespace {
 
 constexpr int kScanNice = 10;
+// Changes are gathered for this long, then looked at and published together.
+constexpr auto kEventTick = std::chrono::seconds(1);
+// How long the events thread waits in poll: bounds how late it sees a stop.
+constexpr int kPollMillis = 200;
 
 }  // namespace
 
@@ -25,11 +32,20 @@ std::string ScanProblem(const std::string& path, const ScanSnapshot& scan) {
 }
 
 ScanService::ScanService(std::vector<CacheDir> caches, std::chrono::milliseconds interval,
-                         ScanDepth depth, int threads)
-    : interval_(interval), shared_(std::make_shared<Shared>()) {
+                         ScanDepth depth, int threads, EventOptions events)
+    : interval_(interval), events_(events), shared_(std::make_shared<Shared>()) {
   shared_->depth = depth;
   shared_->threads = std::max(1, threads);
-  for (auto& cache : caches) shared_->caches.push_back({std::move(cache), {}, 0});
+  for (auto& cache : caches) {
+    shared_->walked.push_back(true);
+    shared_->caches.push_back({std::move(cache), {}, 0});
+  }
+}
+
+void ScanService::Shared::Publish(const std::string& path,
+                                  std::shared_ptr<const ScanSnapshot> snapshot) {
+  std::lock_guard lock(mu);
+  latest[path] = std::move(snapshot);
 }
 
 ScanService::~ScanService() { Stop(std::chrono::seconds(1)); }
@@ -74,18 +90,127 @@ std::shared_ptr<ScanSnapshot> ScanService::ScanOne(CacheState& state, ScanDepth 
   return snapshot;
 }
 
-void ScanService::ScanAll(Shared& shared, const std::function<bool()>& stop) {
-  for (auto& state : shared.caches) {
+void ScanService::ScanAll(Shared& shared, const std::function<bool()>& stop, bool all) {
+  for (size_t i = 0; i < shared.caches.size(); ++i) {
     if (stop()) return;
+    if (!all) {
+      std::lock_guard lock(shared.mu);
+      if (!shared.walked[i]) continue;
+    }
+    CacheState& state = shared.caches[i];
     auto snapshot = ScanOne(state, shared.depth, shared.threads, stop);
     if (stop()) return;  // an interrupted scan is incomplete: keep the previous one
+    shared.Publish(state.cache.path, std::move(snapshot));
+  }
+}
+
+void ScanService::FollowEvents(Shared& shared, const EventOptions& options,
+                               const Worker::Control& control) {
+  std::vector<size_t> followed;
+  {
     std::lock_guard lock(shared.mu);
-    shared.latest[state.cache.path] = std::move(snapshot);
+    for (size_t i = 0; i < shared.caches.size(); ++i) {
+      if (!shared.walked[i]) followed.push_back(i);
+    }
+  }
+  const std::function<bool()> stop = [&control] { return control.stop_requested(); };
+  // Back to walks on the interval: once walked here at once, then by the
+  // walking thread.
+  const auto walk_instead = [&](size_t i, const std::string& why) {
+    CacheState& state = shared.caches[i];
+    log::Warn("cannot follow the cache by events: walking it every --scan.interval",
+              {{"path", state.cache.path}, {"reason", why}});
+    auto snapshot = ScanOne(state, shared.depth, shared.threads, stop);
+    if (!stop()) shared.Publish(state.cache.path, std::move(snapshot));
+    std::lock_guard lock(shared.mu);
+    shared.walked[i] = true;
+  };
+  std::string error;
+  auto census = EventCensus::Open(error);
+  if (!census) {
+    for (size_t i : followed) walk_instead(i, error);
+    return;
+  }
+  std::map<std::string, size_t> index_of;
+  for (size_t i : followed) {
+    census->Follow(shared.caches[i].cache);
+    index_of[shared.caches[i].cache.path] = i;
+  }
+  const std::function<void()> drain = [&census] { census->Drain(); };
+  const auto walk = [&](bool verify) {
+    std::vector<std::string> lost;
+    for (auto& watch : census->caches()) {
+      if (stop()) return;
+      if (!verify && !watch->needs_walk()) continue;
+      if (watch->TakeLost()) {
+        log::Info("events were lost (the inotify queue overflowed): walking the cache again",
+                  {{"path", watch->cache().path}});
+      }
+      const uint64_t drift_before = watch->drift_total();
+      const auto result = watch->Walk(verify, drain);
+      if (verify) {
+        log::Debug("verified the census",
+                   {{"path", watch->cache().path}, {"drift", watch->drift_total() - drift_before}});
+      }
+      if (result == CensusWatch::WalkResult::kNoWatches) {
+        lost.push_back(watch->cache().path);
+        walk_instead(index_of[watch->cache().path], watch->watch_error());
+        continue;
+      }
+      if (!stop()) shared.Publish(watch->cache().path, watch->Snapshot(NowNs()));
+    }
+    for (const auto& path : lost) census->Unfollow(path);
+  };
+  walk(false);
+  using Clock = std::chrono::steady_clock;
+  auto next_tick = Clock::now() + kEventTick;
+  auto next_verify = Clock::now() + options.verify_interval;
+  while (!stop()) {
+    pollfd p{census->fd(), POLLIN, 0};
+    poll(&p, 1, kPollMillis);
+    census->Drain();
+    const auto now = Clock::now();
+    if (now >= next_verify) {
+      walk(true);
+      next_verify = Clock::now() + options.verify_interval;
+    }
+    if (now < next_tick) continue;
+    next_tick = now + kEventTick;
+    walk(false);  // those whose events were lost, or whose root is missing
+    for (auto& watch : census->caches()) {
+      const int64_t now_ns = NowNs();
+      if (!watch->needs_walk() && watch->Tick(now_ns)) {
+        shared.Publish(watch->cache().path, watch->Snapshot(now_ns));
+      }
+    }
   }
 }
 
 void ScanService::Start() {
   if (worker_ || shared_->depth == ScanDepth::kNone) return;
+  bool any_events = false;
+  for (size_t i = 0; i < shared_->caches.size(); ++i) {
+    const CacheDir& cache = shared_->caches[i].cache;
+    if (!events_.enabled || shared_->depth != ScanDepth::kCensus) break;
+    std::string why_not = cache.kind == CacheKind::kBuild
+                              ? EventsUnsupportedReason(cache.path)
+                              : "a module cache's tree is too deep to watch";
+    if (why_not.empty()) {
+      shared_->walked[i] = false;
+      any_events = true;
+      log::Info("following the cache by events", {{"path", cache.path}});
+    } else {
+      log::Info("walking the cache every --scan.interval",
+                {{"path", cache.path}, {"reason", why_not}});
+    }
+  }
+  if (any_events) {
+    events_worker_ = std::make_unique<Worker>(
+        [shared = shared_, options = events_](const Worker::Control& control) {
+          setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), kScanNice);
+          FollowEvents(*shared, options, control);
+        });
+  }
   worker_ = std::make_unique<Worker>(
       [shared = shared_, interval = interval_](const Worker::Control& control) {
         // Scans yield the CPU to scrapes and to the builds they watch; the
@@ -93,19 +218,22 @@ void ScanService::Start() {
         setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), kScanNice);
         const std::function<bool()> stop = [&control] { return control.stop_requested(); };
         do {
-          ScanAll(*shared, stop);
+          ScanAll(*shared, stop, false);
         } while (control.Sleep(interval));
       });
 }
 
 void ScanService::Stop(std::chrono::milliseconds grace) {
+  if (events_worker_) events_worker_->Stop(grace);
+  events_worker_.reset();
   if (worker_) worker_->Stop(grace);
   worker_.reset();
 }
 
 void ScanService::ScanAllNow() {
   if (shared_->depth == ScanDepth::kNone) return;
-  ScanAll(*shared_, [] { return false; });
+  ScanAll(
+      *shared_, [] { return false; }, true);
 }
 
 void ScanService::RequestScan() const {

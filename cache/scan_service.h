@@ -1,7 +1,9 @@
-// Scans every cache directory in the background, one pass per interval, and
-// publishes each result as an immutable snapshot. Collectors that need the
-// tree (inode for its size, density for its layout) read the latest one, so a
-// scrape never waits for a walk.
+// Scans every cache directory in the background and publishes each result as
+// an immutable snapshot. Collectors that need the tree (inode for its size,
+// density for its layout) read the latest one, so a scrape never waits for a
+// walk. A build cache's census follows it by inotify events where it can
+// (census_watch), with a snapshot at most once a second while it changes;
+// other caches are walked whole, one pass per interval.
 #pragma once
 
 #include <chrono>
@@ -15,6 +17,7 @@
 #include "cache/cache_dir.h"
 #include "cache/cache_scanner.h"
 #include "cache/entry_census.h"
+#include "cache/scan_snapshot.h"
 
 namespace gocache {
 
@@ -25,21 +28,19 @@ enum class ScanDepth {
   kCensus,  // also stat every file and read every action entry
 };
 
-// The outcome of one scan of one cache.
-struct ScanSnapshot {
-  ScanResult walk;
-  std::optional<CacheCensus> census;  // with ScanDepth::kCensus and a readable root
-  uint64_t errors_total = 0;          // unreadable entries over every scan so far
-};
-
 // Why a scan is not a complete success, worded for a collector's errors;
 // empty when it is, and when the cache directory does not exist.
 std::string ScanProblem(const std::string& path, const ScanSnapshot& scan);
 
+struct EventOptions {
+  bool enabled = false;  // follow build caches by events where the census is wanted
+  std::chrono::milliseconds verify_interval = std::chrono::hours(1);
+};
+
 class ScanService {
  public:
   ScanService(std::vector<CacheDir> caches, std::chrono::milliseconds interval, ScanDepth depth,
-              int threads = 2);
+              int threads = 2, EventOptions events = {});
   ~ScanService();
 
   void Start();
@@ -63,17 +64,25 @@ class ScanService {
   struct Shared {
     ScanDepth depth;
     int threads;
-    std::vector<CacheState> caches;  // touched only by the scanning thread
+    // Touched only by the thread that scans them: the walking one, or, while
+    // it follows them, the events one.
+    std::vector<CacheState> caches;
     mutable std::mutex mu;
+    std::vector<bool> walked;  // per cache: whether the walking thread scans it
     std::map<std::string, std::shared_ptr<const ScanSnapshot>> latest;
+    void Publish(const std::string& path, std::shared_ptr<const ScanSnapshot> snapshot);
   };
-  static void ScanAll(Shared& shared, const std::function<bool()>& stop);
+  static void ScanAll(Shared& shared, const std::function<bool()>& stop, bool all);
+  static void FollowEvents(Shared& shared, const EventOptions& options,
+                           const Worker::Control& control);
   static std::shared_ptr<ScanSnapshot> ScanOne(CacheState& state, ScanDepth depth, int threads,
                                                const std::function<bool()>& stop);
 
   const std::chrono::milliseconds interval_;
+  const EventOptions events_;
   std::shared_ptr<Shared> shared_;
   std::unique_ptr<Worker> worker_;
+  std::unique_ptr<Worker> events_worker_;
 };
 
 }  // namespace gocache

@@ -54,7 +54,9 @@ int Run(const Config& config) {
   for (const auto& collector : config.collectors) {
     scan_depth = std::max(scan_depth, collector.scan_depth);
   }
-  const auto scans = std::make_shared<ScanService>(caches, config.scan_interval, scan_depth);
+  const auto scans = std::make_shared<ScanService>(
+      caches, config.scan_interval, scan_depth, 2,
+      EventOptions{config.scan_events && !config.once, config.verify_interval});
   const CollectorContext context{caches, scans, config.procfs};
   std::vector<std::shared_ptr<CollectorRunner>> runners;
   for (const auto& collector : config.collectors) {

@@ -41,6 +41,13 @@ void DeclareFlags(FlagSet& options) {
              "Pause between background scans of the cache trees (the inode, density and trim "
              "collectors read them).",
              "5m")
+      .Bool("scan.events",
+            "Follow build caches by inotify events (the census stays fresh within seconds and "
+            "costs what changes); where events cannot serve, walk every --scan.interval "
+            "(default: enabled).")
+      .Switch("no-scan.events", "Walk every cache every --scan.interval, as without inotify.")
+      .Value("scan.verify-interval",
+             "Pause between the walks that verify a census followed by events.", "1h")
       .Switch("collector.disable-defaults", "Disable every collector not enabled explicitly.")
       .Switch("once", "Run every enabled collector once, print the metrics to stdout and exit.")
       .Value("log.level", "Only log messages at or above this level: debug, info, warn, error.",
@@ -152,6 +159,12 @@ ParsedCommandLine ParseCommandLine(int argc, const char* const argv[]) {
   config.scrape_timeout = read.PositiveDuration("scrape.timeout");
   config.scan_interval = read.PositiveDuration(scan_interval_flag);
   config.request_timeout = read.PositiveDuration("web.request-timeout");
+  config.verify_interval = read.PositiveDuration("scan.verify-interval");
+  if (f.given("scan.events") && f.given("no-scan.events")) {
+    return UsageError("--scan.events and --no-scan.events contradict each other");
+  }
+  config.scan_events =
+      !f.given("no-scan.events") && (!f.given("scan.events") || f.Bool("scan.events"));
   if (!read.ok()) return UsageError(read.error());
   config.once = f.given("once");
   config.procfs = read.Text("path.procfs");

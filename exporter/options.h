@@ -40,6 +40,8 @@ struct Config {
   bool once = false;
   std::chrono::milliseconds scrape_timeout{0};
   std::chrono::milliseconds scan_interval{0};
+  bool scan_events = true;  // follow build caches by inotify events where they serve
+  std::chrono::milliseconds verify_interval{0};
   std::string procfs;                        // --path.procfs (hidden): where /proc is mounted
   std::vector<EnabledCollector> collectors;  // in exposition order
   std::vector<DeprecatedFlag> deprecated_flags;

@@ -63,6 +63,8 @@ enum Family {
   kLastTrim,
   kScanDuration,
   kScanErrors,
+  kScanMode,
+  kScanDrift,
   kFamilyCount
 };
 
@@ -107,6 +109,13 @@ constexpr std::array<FamilyDecl, kFamilyCount> kFamilies = {{
      "Unix time of the go command's last trim, from trim.txt.", MetricType::Gauge},
     {"gocache_scan_duration_seconds", "Wall time of the last complete scan.", MetricType::Gauge},
     {"gocache_scan_errors_total", "Files or directories the scans could not read.",
+     MetricType::Counter},
+    {"gocache_scan_mode",
+     "1 for the way the census follows the cache: events (inotify) or walk (a walk every "
+     "--scan.interval).",
+     MetricType::Gauge},
+    {"gocache_scan_drift_total",
+     "Entries a verifying walk found different from the census kept by events (stays 0).",
      MetricType::Counter},
 }};
 static_assert(Complete(kFamilies));
@@ -162,6 +171,12 @@ class DensityCollector final : public Collector {
         result.errors.push_back(std::move(problem));
       }
       if (!scan->census) continue;
+      for (const ScanMode mode : {ScanMode::kEvents, ScanMode::kWalk}) {
+        AddSample(families[kScanMode], {{"path", cache.path}, {"mode", ScanModeLabel(mode)}},
+                  scan->mode == mode ? 1 : 0);
+      }
+      AddSample(families[kScanDrift], {{"path", cache.path}},
+                static_cast<double>(scan->drift_total));
       if (cache.kind == CacheKind::kBuild) {
         RenderBuildCache(cache.path, *scan, *scan->census, families);
       } else {

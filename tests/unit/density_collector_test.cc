@@ -242,8 +242,8 @@ TEST_F(DensityCollectorTest, BuildAndModCache) {
     EXPECT_FALSE(family.help.empty()) << family.name;
     EXPECT_FALSE(family.metric.empty()) << family.name;
     const auto want = family.name == "gocache_entry_age_seconds" ? prometheus::MetricType::Histogram
-                      : family.name == "gocache_scan_errors_total" ? prometheus::MetricType::Counter
-                                                                   : prometheus::MetricType::Gauge;
+                      : family.name.ends_with("_total")          ? prometheus::MetricType::Counter
+                                                                 : prometheus::MetricType::Gauge;
     EXPECT_EQ(family.type, want) << family.name;
   }
 
@@ -280,6 +280,12 @@ TEST_F(DensityCollectorTest, BuildAndModCache) {
   const auto* errors = FindSample(f, "gocache_scan_errors_total", b());
   ASSERT_NE(errors, nullptr);
   EXPECT_EQ(errors->counter.value, 0);
+  // Walked (this service follows nothing by events), so nothing to drift.
+  EXPECT_EQ(Gauge(f, "gocache_scan_mode", b({{"mode", "walk"}})), 1);
+  EXPECT_EQ(Gauge(f, "gocache_scan_mode", b({{"mode", "events"}})), 0);
+  const auto* drift = FindSample(f, "gocache_scan_drift_total", b());
+  ASSERT_NE(drift, nullptr);
+  EXPECT_EQ(drift->counter.value, 0);
 
   // The age histogram: cumulative buckets at kAgeBuckets, ending with the
   // count of actions and outputs.
@@ -299,12 +305,14 @@ TEST_F(DensityCollectorTest, BuildAndModCache) {
   const double want_sum = kHour / 2 + 2 * 2 * kHour + 3 * kDay + 10 * kDay + 2 * 40 * kDay;
   EXPECT_NEAR(age->histogram.sample_sum, want_sum, 7 * 60.0);  // a minute each for the test
 
-  // The module cache: its bytes, nothing else.
+  // The module cache: its bytes and how it is scanned, nothing else.
   EXPECT_EQ(Gauge(f, "gocache_entry_bytes", {{"path", mod}, {"type", "other"}}), 1000 + 21 + 3);
+  EXPECT_EQ(Gauge(f, "gocache_scan_mode", {{"path", mod}, {"mode", "walk"}}), 1);
   for (const auto& family : f) {
     for (const auto& metric : family.metric) {
       const auto labels = LabelMap(metric);
       if (labels.at("path") != mod) continue;
+      if (family.name == "gocache_scan_mode" || family.name == "gocache_scan_drift_total") continue;
       EXPECT_EQ(family.name, "gocache_entry_bytes");
       EXPECT_EQ(labels.at("type"), "other") << family.name;
     }

@@ -49,6 +49,8 @@ TEST(ParseCommandLineTest, Defaults) {
   EXPECT_FALSE(c.once);
   EXPECT_EQ(c.scrape_timeout, 5s);
   EXPECT_EQ(c.scan_interval, 5min);
+  EXPECT_TRUE(c.scan_events);
+  EXPECT_EQ(c.verify_interval, 1h);
   EXPECT_TRUE(Enabled(c, "inode"));
   EXPECT_TRUE(c.deprecated_flags.empty());
 }
@@ -198,6 +200,23 @@ TEST(ParseCommandLineTest, CollectorSwitches) {
     ASSERT_TRUE(parsed.config.has_value()) << parsed.output;
     EXPECT_FALSE(Enabled(*parsed.config, "inode"));
   }
+}
+
+TEST(ParseCommandLineTest, ScanEventsSwitches) {
+  for (const auto& [args, want] : std::vector<std::pair<std::vector<const char*>, bool>>{
+           {{"--no-scan.events"}, false},
+           {{"--scan.events"}, true},
+           {{"--scan.events=false"}, false},
+           {{"--scan.events=true", "--scan.verify-interval=10m"}, true}}) {
+    std::vector<const char*> argv = {"gocache_exporter"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    const auto parsed = ParseCommandLine(static_cast<int>(argv.size()), argv.data());
+    ASSERT_TRUE(parsed.config.has_value()) << parsed.output;
+    EXPECT_EQ(parsed.config->scan_events, want) << args[0];
+  }
+  ExpectUsageError(Parse({"--scan.events", "--no-scan.events"}), "--no-scan.events");
+  ExpectUsageError(Parse({"--scan.verify-interval=0s"}), "--scan.verify-interval");
+  ExpectUsageError(Parse({"--scan.verify-interval=often"}), "--scan.verify-interval");
 }
 
 TEST(ParseCommandLineTest, ContradictingCollectorSwitches) {
