@@ -13,6 +13,12 @@ using buildcache::EntryType;
 
 constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
 
+// Room for a few more records: a shard that gains one does not double.
+template <typename T>
+void MakeRoom(std::vector<T>& v, size_t more) {
+  if (v.size() + more > v.capacity()) v.reserve(v.size() + more + v.size() / 8 + 8);
+}
+
 template <typename Record>
 using Updates = std::vector<std::pair<uint64_t, std::optional<Record>>>;
 
@@ -24,6 +30,7 @@ void Merge(std::vector<Record>& records, const Updates<Record>& updates, OnRemov
            OnAdd on_add) {
   const auto less = [](const Record& r, uint64_t key) { return r.key < key; };
   if (updates.size() * 16 < records.size()) {
+    MakeRoom(records, updates.size());
     for (const auto& [key, record] : updates) {
       auto it = std::lower_bound(records.begin(), records.end(), key, less);
       const bool found = it != records.end() && it->key == key;
@@ -53,6 +60,7 @@ void Merge(std::vector<Record>& records, const Updates<Record>& updates, OnRemov
     }
   }
   merged.insert(merged.end(), it, records.end());
+  merged.shrink_to_fit();
   records = std::move(merged);
 }
 
@@ -116,8 +124,14 @@ int64_t CensusIndex::next_change_ns() const {
 void CensusIndex::Reference(const ActionRecord& action, int delta) {
   if (action.output_size == IndexedAction::kCorrupt) return;
   Shard& target = shards_[action.output_key >> 56];
-  target.references.pending.push_back({{action.output_key, action.output_size}, delta});
+  auto& pending = target.references.pending;
+  pending.push_back({{action.output_key, action.output_size}, delta});
   target.pairs_stale = true;
+  // Merged as it grows, so that a whole cache's worth (the first walk) is
+  // never held twice.
+  if (pending.size() >= 1024 + target.references.sorted.size() / 4) {
+    MergePending(target.references);
+  }
 }
 
 void CensusIndex::ReplaceShard(int shard, ShardContents contents, int64_t dir_size) {
@@ -137,6 +151,29 @@ void CensusIndex::RemoveShard(int shard) {
 
 void CensusIndex::SetShardDirSize(int shard, int64_t dir_size) {
   shards_[shard].dir_size = dir_size;
+}
+
+std::optional<OtherFile> CensusIndex::Facts(int unit, const std::string& name) const {
+  const OtherFiles& others = unit == kRoot ? root_files_ : shards_[unit].contents.others;
+  if (const auto it = others.find(name); it != others.end()) return it->second;
+  if (unit == kRoot) return std::nullopt;
+  const ShardContents& c = shards_[unit].contents;
+  const uint64_t key = buildcache::IdKey(name);
+  const auto find = [key](const auto& records) -> std::optional<OtherFile> {
+    const auto it = std::lower_bound(records.begin(), records.end(), key,
+                                     [](const auto& r, uint64_t k) { return r.key < k; });
+    if (it == records.end() || it->key != key) return std::nullopt;
+    return OtherFile{it->mtime_ns, it->size, it->allocated};
+  };
+  switch (buildcache::Classify(unit, name)) {
+    case EntryType::kAction:
+      return find(c.actions);
+    case EntryType::kOutput:
+      return find(c.outputs);
+    case EntryType::kOther:
+      break;
+  }
+  return std::nullopt;
 }
 
 void CensusIndex::Apply(int shard, std::vector<NameState> looks) {
@@ -241,11 +278,11 @@ CensusIndex::ShardTally CensusIndex::Tally(const ShardContents& contents, int64_
   return t;
 }
 
-CensusIndex::PairTally CensusIndex::Pair(const std::vector<OutputRecord>& outputs,
-                                         References& references) {
+void CensusIndex::MergePending(References& references) {
   auto& refs = references.sorted;
-  if (!references.pending.empty()) {
-    auto& pending = references.pending;
+  auto& pending = references.pending;
+  if (pending.empty()) return;
+  {
     std::sort(pending.begin(), pending.end());
     std::vector<std::pair<uint64_t, int64_t>> merged;
     merged.reserve(refs.size() + pending.size());
@@ -260,9 +297,16 @@ CensusIndex::PairTally CensusIndex::Pair(const std::vector<OutputRecord>& output
       for (int n = 0; n < count; ++n) merged.push_back(value);
     }
     merged.insert(merged.end(), it, refs.end());
+    merged.shrink_to_fit();
     refs = std::move(merged);
-    pending.clear();
+    std::vector<std::pair<std::pair<uint64_t, int64_t>, int>>().swap(pending);
   }
+}
+
+CensusIndex::PairTally CensusIndex::Pair(const std::vector<OutputRecord>& outputs,
+                                         References& references) {
+  MergePending(references);
+  const auto& refs = references.sorted;
   PairTally p;
   size_t j = 0;
   for (const auto& output : outputs) {

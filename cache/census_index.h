@@ -98,6 +98,11 @@ class CensusIndex {
   bool shard_present(int shard) const { return shards_[shard].present; }
   const ShardContents& shard(int shard) const { return shards_[shard].contents; }
 
+  // What the index holds of a file in a shard (kRoot: in the root), if
+  // anything: to tell whether a new stat changes it.
+  static constexpr int kRoot = 256;
+  std::optional<OtherFile> Facts(int unit, const std::string& name) const;
+
   // Names in one shard looked at again, in any order; a name may repeat (the
   // last look wins).
   void Apply(int shard, std::vector<NameState> looks);
@@ -161,6 +166,7 @@ class CensusIndex {
 
   void Reference(const ActionRecord& action, int delta);
   static ShardTally Tally(const ShardContents& contents, int64_t now_ns);
+  static void MergePending(References& references);
   static PairTally Pair(const std::vector<OutputRecord>& outputs, References& references);
 
   std::array<Shard, 256> shards_;

@@ -325,6 +325,9 @@ ShardContents CensusWatch::ListShard(int shard, int dir_fd) {
   const auto by_key = [](const auto& a, const auto& b) { return a.key < b.key; };
   std::sort(contents.actions.begin(), contents.actions.end(), by_key);
   std::sort(contents.outputs.begin(), contents.outputs.end(), by_key);
+  // Kept until the shard changes: no room left over from doubling.
+  contents.actions.shrink_to_fit();
+  contents.outputs.shrink_to_fit();
   return contents;
 }
 
@@ -565,11 +568,21 @@ CensusWatch::WalkResult CensusWatch::Walk(bool verify, const std::function<void(
   return finish(WalkResult::kDone);
 }
 
-bool CensusWatch::Tick(int64_t now_ns) {
+void CensusWatch::RecheckUnsettled(int64_t now_ns) {
+  // A stat each: only a file whose allocation (or anything else) changed
+  // is looked at again.
   for (auto it = unsettled_.begin(); it != unsettled_.end();) {
-    dirty_[it->first.first].push_back(it->first.second);
-    it = it->second < now_ns ? unsettled_.erase(it) : std::next(it);
+    const auto& [unit, name] = it->first;
+    struct stat st;
+    const std::string path = UnitPath(unit) + "/" + name;
+    const bool gone = lstat(path.c_str(), &st) != 0;
+    if (gone || index_.Facts(unit, name) != FileFacts(st)) dirty_[unit].push_back(name);
+    it = gone || it->second < now_ns ? unsettled_.erase(it) : std::next(it);
   }
+}
+
+bool CensusWatch::Tick(int64_t now_ns) {
+  RecheckUnsettled(now_ns);
   // The root first: a shard directory that went away or was replaced is
   // dealt with before names in it are looked at.
   ApplyNames(kRoot);

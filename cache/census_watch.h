@@ -74,7 +74,7 @@ class CensusWatch {
   const CacheDir& cache() const { return cache_; }
 
  private:
-  static constexpr int kRoot = 256;  // the unit of names directly in the root
+  static constexpr int kRoot = CensusIndex::kRoot;  // the unit of names directly in the root
   // What a watch covers: a unit's names (a shard, or the root), or, for a
   // directory below a name in a unit, that name.
   struct Watched {
@@ -100,6 +100,7 @@ class CensusWatch {
   void Fail(int unit, const std::string& name, int err);
   void FailFile(int unit, const std::string& name, int err);
   void ForgetFailures(int unit);
+  void RecheckUnsettled(int64_t now_ns);
   void NoteWritten(int unit, const std::string& name, const struct stat& st);
 
   const CacheDir cache_;

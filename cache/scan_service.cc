@@ -18,7 +18,7 @@ constexpr int kScanNice = 10;
 // Changes are gathered for this long, then looked at and published together.
 constexpr auto kEventTick = std::chrono::seconds(1);
 // How long the events thread waits in poll: bounds how late it sees a stop.
-constexpr int kPollMillis = 200;
+constexpr int kPollMillis = 500;
 
 }  // namespace
 

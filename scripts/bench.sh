@@ -12,14 +12,18 @@
 # BENCH_TRIM_PAIRS (default 100,000) pairs, BENCH_ONLY=load only the load
 # benchmark (scripts/bench_load.sh: wrk against /metrics while the cache is
 # rescanned; its own variables are described there), BENCH_ONLY=cacheprog only
-# the GOCACHEPROG helper's (scripts/bench_cacheprog.sh) (default: all).
+# the GOCACHEPROG helper's (scripts/bench_cacheprog.sh), BENCH_ONLY=events only
+# the census followed by inotify events against periodic walks
+# (bench/bench_events.py: an idle window of BENCH_IDLE_SECONDS, default 300, and
+# a go build std into the cache) (default: all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
 only=${BENCH_ONLY:-}
 case $only in
-  "" | cache | trace | trim | load | cacheprog) ;;
-  *) echo "BENCH_ONLY must be cache, trace, trim, load or cacheprog, not '$only'" >&2; exit 2 ;;
+  "" | cache | events | trace | trim | load | cacheprog) ;;
+  *) echo "BENCH_ONLY must be cache, events, trace, trim, load or cacheprog, not '$only'" >&2
+     exit 2 ;;
 esac
 want() { [[ -z $only || $only == "$1" ]]; }
 entries=${BENCH_ENTRIES:-1000000}
@@ -28,7 +32,7 @@ work=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
 
-if want cache; then  # the body is not indented: the Python program below starts at column 0
+if want cache || want events; then  # not indented: the Python program below starts at column 0
 echo "== making a synthetic build cache of $entries actions and outputs in $work/big"
 PYTHONPATH=tests/integration python3 -c '
 import sys, harness
@@ -37,14 +41,18 @@ w = harness.make_synthetic_cache(sys.argv[1], pairs=pairs, missing_outputs=100, 
                                  mismatches=100, corrupt=100)
 print("known: corrupt 100, action_without_output 100, output_without_action 100, size_mismatch 100;",
       w["entries"])' "$work/big" "$entries"
+fi
+
+if want cache; then
 mkdir "$work/empty"
 
 echo "== scan throughput (page cache warm)"
 "$build/bench_scan" "$work/big" 3
 
 start_exporter() {  # DIR LOG; sets $port
+  # Rescans without a pause, the worst case for memory and scrapes: walks, not events.
   "$build/gocache_exporter" --web.listen-address=127.0.0.1:0 --cache.dir="$1" --scan.interval=1ms \
-    >/dev/null 2>"$2" &
+    --no-scan.events >/dev/null 2>"$2" &
   pids+=($!)
   for _ in $(seq 100); do
     port=$(grep -o 'ports=[0-9]*' "$2" | cut -d= -f2 || true)
@@ -86,6 +94,12 @@ awk '/VmHWM|VmRSS/ {printf "%s %.1f MiB\n", $1, $2 / 1024}' "/proc/${pids[0]}/st
 kill "${pids[@]}"
 wait "${pids[@]}" 2>/dev/null || true
 pids=()
+fi
+
+if want events; then
+  echo "== the census followed by events against walks every ${BENCH_IDLE_SECONDS:-300} s"
+  # Last among the cache sections: its go build writes into the cache.
+  python3 -u bench/bench_events.py "$build/gocache_exporter" "$work/big" "${BENCH_IDLE_SECONDS:-300}"
 fi
 
 if want trace; then
