@@ -13,10 +13,13 @@ using buildcache::EntryType;
 
 constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
 
-// Room for a few more records: a shard that gains one does not double.
+// Room for a few more records: a shard that gains one grows by a little
+// (1/64, at least 32), not by doubling; a million entries are worth 40 MiB.
 template <typename T>
 void MakeRoom(std::vector<T>& v, size_t more) {
-  if (v.size() + more > v.capacity()) v.reserve(v.size() + more + v.size() / 8 + 8);
+  if (v.size() + more > v.capacity()) {
+    v.reserve(v.size() + more + std::max<size_t>(32, v.size() / 64));
+  }
 }
 
 template <typename Record>
@@ -95,6 +98,11 @@ size_t CountMapDifferences(const Map& a, const Map& b, Same same) {
 
 }  // namespace
 
+uint32_t Blocks(const struct stat& status) {
+  return static_cast<uint32_t>(
+      std::min<uint64_t>(static_cast<uint64_t>(status.st_blocks), UINT32_MAX));
+}
+
 CensusIndex::CensusIndex() = default;
 
 void CensusIndex::ApplyRoot(const std::string& name, std::optional<OtherFile> file,
@@ -163,7 +171,7 @@ std::optional<OtherFile> CensusIndex::Facts(int unit, const std::string& name) c
     const auto it = std::lower_bound(records.begin(), records.end(), key,
                                      [](const auto& r, uint64_t k) { return r.key < k; });
     if (it == records.end() || it->key != key) return std::nullopt;
-    return OtherFile{it->mtime_ns, it->size, it->allocated};
+    return OtherFile{it->mtime_ns, it->size, int64_t{it->blocks} * 512};
   };
   switch (buildcache::Classify(unit, name)) {
     case EntryType::kAction:
@@ -253,13 +261,13 @@ CensusIndex::ShardTally CensusIndex::Tally(const ShardContents& contents, int64_
     }
   };
   for (const auto& a : contents.actions) {
-    file(EntryType::kAction, a.size, a.allocated);
+    file(EntryType::kAction, a.size, int64_t{a.blocks} * 512);
     if (a.output_size == IndexedAction::kCorrupt) ++t.corrupt;
     trim(a.mtime_ns, a.size);
     age(a.mtime_ns);
   }
   for (const auto& o : contents.outputs) {
-    file(EntryType::kOutput, o.size, o.allocated);
+    file(EntryType::kOutput, o.size, int64_t{o.blocks} * 512);
     trim(o.mtime_ns, o.size);
     age(o.mtime_ns);
   }
@@ -404,11 +412,11 @@ size_t CensusIndex::Differences(int shard, const ShardContents& fresh,
   size_t n = CountDifferences(known.actions, fresh.actions, [&](const auto& a, const auto& b) {
     return a.mtime_ns == b.mtime_ns && a.size == b.size && a.output_key == b.output_key &&
            a.output_size == b.output_size &&
-           (a.allocated == b.allocated || !settled(EntryType::kAction, a.key));
+           (a.blocks == b.blocks || !settled(EntryType::kAction, a.key));
   });
   n += CountDifferences(known.outputs, fresh.outputs, [&](const auto& a, const auto& b) {
     return a.mtime_ns == b.mtime_ns && a.size == b.size &&
-           (a.allocated == b.allocated || !settled(EntryType::kOutput, a.key));
+           (a.blocks == b.blocks || !settled(EntryType::kOutput, a.key));
   });
   n += CountMapDifferences(
       known.others, fresh.others,

@@ -270,12 +270,8 @@ NameState CensusWatch::LookAt(int dir_fd, int unit, const std::string& name) {
     st = look.status;
     if (!S_ISDIR(st.st_mode)) {
       NoteWritten(unit, name, st);
-      state.action = ActionRecord{buildcache::IdKey(name),
-                                  MtimeNs(st),
-                                  st.st_size,
-                                  static_cast<int64_t>(st.st_blocks) * 512,
-                                  look.output_key,
-                                  look.output_size};
+      state.action = ActionRecord{buildcache::IdKey(name), MtimeNs(st),      st.st_size,
+                                  look.output_key,         look.output_size, Blocks(st)};
       unreadable_.erase({unit, name});
       unreadable_files_.erase({unit, name});
       return state;
@@ -299,7 +295,7 @@ NameState CensusWatch::LookAt(int dir_fd, int unit, const std::string& name) {
   }
   if (type == EntryType::kOutput) {
     const OtherFile f = FileFacts(st);
-    state.output = OutputRecord{buildcache::IdKey(name), f.mtime_ns, f.size, f.allocated};
+    state.output = OutputRecord{buildcache::IdKey(name), f.mtime_ns, f.size, Blocks(st)};
   } else {
     state.other = FileFacts(st);
   }

@@ -26,13 +26,13 @@ std::string Name(uint64_t key, char suffix) {
 
 NameState Action(uint64_t key, uint64_t output_key, int64_t output_size, int64_t mtime = kNow) {
   NameState s{Name(key, 'a'), {}, {}, {}, {}};
-  s.action = ActionRecord{key, mtime, 175, 4096, output_key, output_size};
+  s.action = ActionRecord{key, mtime, 175, output_key, output_size, 8};
   return s;
 }
 
 NameState Output(uint64_t key, int64_t size, int64_t mtime = kNow) {
   NameState s{Name(key, 'd'), {}, {}, {}, {}};
-  s.output = OutputRecord{key, mtime, size, 4096};
+  s.output = OutputRecord{key, mtime, size, 8};
   return s;
 }
 
@@ -162,7 +162,7 @@ TEST_F(CensusIndexTest, DifferencesCountNamesThatDiffer) {
   fresh.outputs[0].size = 11;                         // changed
   fresh.outputs.erase(fresh.outputs.begin() + 1);     // gone
   fresh.outputs.push_back({Key(2, 4), kNow, 40, 0});  // new
-  fresh.outputs[1].allocated = 8192;                  // allocated later: still settling
+  fresh.outputs[1].blocks = 16;                       // allocated later: still settling
   EXPECT_EQ(index_.Differences(2, fresh, {Name(Key(2, 3), 'd')}), 3u);
   EXPECT_EQ(index_.Differences(2, fresh, {}), 4u);
 }
