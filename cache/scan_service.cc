@@ -148,9 +148,13 @@ void ScanService::FollowEvents(Shared& shared, const EventOptions& options,
       }
       const uint64_t drift_before = watch->drift_total();
       const auto result = watch->Walk(verify, drain);
-      if (verify) {
-        log::Debug("verified the census",
-                   {{"path", watch->cache().path}, {"drift", watch->drift_total() - drift_before}});
+      if (const uint64_t drift = watch->drift_total() - drift_before; verify && drift > 0) {
+        // Changes events did not report (a write through a hard link from
+        // outside the cache): the walk's view now stands.
+        log::Warn("the verifying walk found entries the events had missed: corrected",
+                  {{"path", watch->cache().path}, {"drift", drift}});
+      } else if (verify) {
+        log::Debug("verified the census", {{"path", watch->cache().path}, {"drift", drift}});
       }
       if (result == CensusWatch::WalkResult::kNoWatches) {
         lost.push_back(watch->cache().path);

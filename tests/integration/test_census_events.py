@@ -294,6 +294,7 @@ class EventCensusTest(TempDirTest):
                 lambda s: value(s, "gocache_scan_drift_total", path=cache) == 1,
                 timeout=10, what="the verifying walk to count the drift"))
             self.assertEqual(value(samples, "gocache_corrupt_entries", path=cache), corrupt + 1)
+            exporter.wait_log("the verifying walk found entries the events had missed")
             self.assert_fresh(exporter, cache, "after the verifying walk")
 
     def test_a_lost_event_queue_walks_again(self):
@@ -390,8 +391,9 @@ class WithoutEventsTest(TempDirTest):
         cache = os.path.join(self.tmp, "cache")
         make_cache(cache, 50, random.Random(7))
         # A process of the same user holds every inotify instance it may have.
+        # Debian's python3: one under root's home is not the other user's to run.
         holder = subprocess.Popen(as_user("nobody", [
-            "python3", "-c",
+            "/usr/bin/python3", "-c",
             "import ctypes,sys,time\n"
             "libc=ctypes.CDLL(None)\n"
             "n=0\n"
