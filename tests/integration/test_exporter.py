@@ -39,7 +39,11 @@ class RealCacheTest(TempDirTest):
 
     def test_numbers_match_independent_tools(self):
         with self.start() as exporter:
-            text = exporter.wait_for(has("gocache_dir_inodes", kind="mod"), what="first scan")
+            # The build cache's first scan (followed by events after it) and
+            # the module cache's (walked) run on threads of their own.
+            text = exporter.wait_for(
+                lambda s: has("gocache_dir_inodes", kind="mod")(s)
+                and has("gocache_dir_inodes", kind="build")(s), what="first scans")
             stat_f = subprocess.run([tool("stat"), "-f", "-c", "%c %d %S %b %f %a", self.cache],
                                     capture_output=True, text=True, check=True).stdout.split()
             df_i = subprocess.run([tool("df"), "--output=ipcent", self.cache],

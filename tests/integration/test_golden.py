@@ -88,7 +88,12 @@ class GoldenTest(TempDirTest):
         with Exporter(f"--cache.dir={build}", f"--modcache.dir={mod}", f"--trace.dir={spool}",
                       "--trace.settle=1ms", "--scan.interval=1h",
                       f"--path.procfs={procfs}") as exporter:
-            exporter.wait_for(has("gocache_dir_inodes", kind="mod"), what="first scan")
+            # Both caches' first scans (on threads of their own), as both the
+            # inode and the density collector have rendered them.
+            exporter.wait_for(
+                lambda s: all(has(name, path=path)(s)
+                              for name in ("gocache_dir_inodes", "gocache_scan_mode")
+                              for path in (build, mod)), what="first scans")
             exporter.wait_for(traces_counted, what="the trace fixtures")
             got = mask(exporter.scrape(), self.tmp)
         if os.environ.get("GOCACHE_UPDATE_GOLDEN") == "1":
