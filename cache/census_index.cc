@@ -130,10 +130,13 @@ int64_t CensusIndex::next_change_ns() const {
 }
 
 void CensusIndex::Reference(const ActionRecord& action, int delta) {
-  if (action.output_size == IndexedAction::kCorrupt) return;
-  Shard& target = shards_[action.output_key >> 56];
+  // Copies: the record is packed (no reference to its members).
+  const uint64_t output_key = action.output_key;
+  const int64_t output_size = action.output_size;
+  if (output_size == IndexedAction::kCorrupt) return;
+  Shard& target = shards_[output_key >> 56];
   auto& pending = target.references.pending;
-  pending.push_back({{action.output_key, action.output_size}, delta});
+  pending.push_back({{output_key, output_size}, delta});
   target.pairs_stale = true;
   // Merged as it grows, so that a whole cache's worth (the first walk) is
   // never held twice.

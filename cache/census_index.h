@@ -24,8 +24,9 @@ namespace gocache {
 // st_blocks as the index keeps it: 512-byte units, up to 2 TiB a file.
 uint32_t Blocks(const struct stat& status);
 
-// Records are packed to 4-byte alignment: a million entries are 36 MiB
-// instead of 40.
+// Records are packed to 4-byte alignment: a million entries take 36 MiB
+// instead of 40. A packed member may be misaligned: read it by value, never
+// bind a reference to it (std::pair's constructor, std::min, gtest macros).
 #pragma pack(push, 4)
 // An action entry as last looked at. 44 bytes.
 struct ActionRecord {
