@@ -70,6 +70,11 @@ int ShardIndex(std::string_view name) {
   return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
 }
 
+std::string ShardName(int shard) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  return {kDigits[(shard >> 4) & 15], kDigits[shard & 15]};
+}
+
 EntryType Classify(int shard, std::string_view name) {
   if (name.size() != kHexIdSize + 2 || name[kHexIdSize] != '-') return EntryType::kOther;
   const char suffix = name[kHexIdSize + 1];

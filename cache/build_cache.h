@@ -57,6 +57,8 @@ enum class EntryType { kAction, kOutput, kOther };
 
 // The shard index (0-255) of a shard directory name "00".."ff", or -1.
 int ShardIndex(std::string_view name);
+// The name of shard directory `shard` (0-255): "00".."ff".
+std::string ShardName(int shard);
 
 // Classifies a file in a shard directory: an action "<64 hex>-a" or an output
 // "<64 hex>-d" whose first byte is the shard (where the go command looks for

@@ -71,10 +71,9 @@ class Listing {
   // output it names.
   void List(const std::string& dir, const TrimOptions& options, std::vector<std::string>& errors) {
     for (int shard = 0; shard < kShards; ++shard) {
-      char name[3];
-      std::snprintf(name, sizeof name, "%02x", shard);
+      const std::string name = buildcache::ShardName(shard);
       // O_NOFOLLOW: a shard that is a symbolic link is not the cache's.
-      const int fd = openat(root_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      const int fd = openat(root_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (fd < 0) {
         if (errno != ENOENT && errno != ENOTDIR && errno != ELOOP) {
           errors.push_back(DescribeErrno(errno, dir + "/" + name));

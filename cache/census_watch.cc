@@ -112,9 +112,7 @@ CensusWatch::CensusWatch(CacheDir cache, int inotify_fd)
 CensusWatch::~CensusWatch() { RemoveAllWatches(); }
 
 std::string CensusWatch::UnitPath(int unit) const {
-  if (unit == kRoot) return cache_.path;
-  static constexpr char kHex[] = "0123456789abcdef";
-  return cache_.path + '/' + kHex[unit >> 4] + kHex[unit & 15];
+  return unit == kRoot ? cache_.path : cache_.path + '/' + buildcache::ShardName(unit);
 }
 
 int CensusWatch::AddWatch(const std::string& path, int unit, const std::string& name) {
@@ -168,7 +166,7 @@ void CensusWatch::OnEvent(int wd, uint32_t mask, std::string_view name, int64_t 
   } else if (mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED | IN_UNMOUNT)) {
     // A shard directory went away: the root's look at its name says how.
     if ((mask & IN_IGNORED) && shard_wd_[watched.unit] == wd) shard_wd_[watched.unit] = -1;
-    dirty_[kRoot].push_back(UnitPath(watched.unit).substr(cache_.path.size() + 1));
+    dirty_[kRoot].push_back(buildcache::ShardName(watched.unit));
   } else if (!name.empty()) {
     std::string n(name);
     if (mask & kWritten) unsettled_[{watched.unit, n}] = now_ns + settle_ns_;
@@ -373,7 +371,7 @@ bool CensusWatch::FollowShard(int root_fd, int shard, bool verify,
   // watch is new) is known only from this listing.
   const bool compare = verify && wd >= 0 && index_.shard_present(shard) && shard_wd_[shard] == wd;
   shard_wd_[shard] = wd;
-  const std::string name = path.substr(cache_.path.size() + 1);
+  const std::string name = buildcache::ShardName(shard);
   const int fd = OpenNoAtime(root_fd, name.c_str(), kDirFlags, noatime_);
   if (fd < 0 && (errno == ENOENT || errno == ENOTDIR)) {  // gone again: the root will say
     index_.RemoveShard(shard);
@@ -546,8 +544,7 @@ CensusWatch::WalkResult CensusWatch::Walk(bool verify, const std::function<void(
   }
   // What the index holds that the listing does not.
   for (int s = 0; s < 256; ++s) {
-    static constexpr char kHex[] = "0123456789abcdef";
-    const std::string name{kHex[s >> 4], kHex[s & 15]};
+    const std::string name = buildcache::ShardName(s);
     if (index_.shard_present(s) && !listed.contains(name)) LookAtRootName(root_fd, name);
   }
   std::vector<std::string> gone;

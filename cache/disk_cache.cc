@@ -73,9 +73,7 @@ std::optional<DiskCache> DiskCache::Open(const std::string& dir, std::string& er
     return std::nullopt;
   }
   for (int shard = 0; shard < 256; ++shard) {
-    char name[4];
-    std::snprintf(name, sizeof name, "%02x", shard);
-    const std::string path = dir + "/" + name;
+    const std::string path = dir + "/" + buildcache::ShardName(shard);
     if (mkdir(path.c_str(), kDirMode) != 0 && errno != EEXIST) {
       error = DescribeErrno(errno, path);
       return std::nullopt;
