@@ -237,6 +237,7 @@ CensusIndex::ShardTally CensusIndex::Tally(const ShardContents& contents, int64_
     ++t.entries[i];
     t.bytes[i] += static_cast<uint64_t>(size);
     t.allocated += static_cast<uint64_t>(allocated);
+    t.sizes.Add(type, size);
   };
   const auto trim = [&](int64_t mtime_ns, int64_t size) {
     if (buildcache::Trimmable(mtime_ns, now_ns)) {
@@ -359,6 +360,7 @@ CacheCensus CensusIndex::Census(int64_t now_ns) {
     }
     c.allocated_bytes += t.allocated;
     c.corrupt += t.corrupt;
+    c.sizes += t.sizes;
     for (size_t b = 0; b < c.age_counts.size(); ++b) c.age_counts[b] += t.age_counts[b];
     c.age_sum_seconds += t.age_sum + static_cast<double>(t.aged) *
                                          static_cast<double>(now_ns - t.at_ns) /

@@ -141,6 +141,7 @@ class CensusIndex {
     std::array<uint64_t, 3> bytes{};
     uint64_t allocated = 0;
     uint64_t corrupt = 0;
+    EntrySizes sizes;
     std::array<uint64_t, kAgeBuckets.size() + 1> age_counts{};
     uint64_t trimmable_entries = 0;
     uint64_t trimmable_bytes = 0;

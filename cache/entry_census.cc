@@ -18,6 +18,22 @@ size_t AgeBucket(double age) {
   return i;
 }
 
+void EntrySizes::Add(EntryType type, int64_t size) {
+  if (type == EntryType::kOther) return;
+  // Prometheus buckets are upper-inclusive.
+  const auto bucket =
+      std::lower_bound(kSizeBuckets.begin(), kSizeBuckets.end(), static_cast<double>(size)) -
+      kSizeBuckets.begin();
+  ++counts[static_cast<size_t>(type)][bucket];
+}
+
+EntrySizes& EntrySizes::operator+=(const EntrySizes& other) {
+  for (size_t t = 0; t < counts.size(); ++t) {
+    for (size_t b = 0; b < counts[t].size(); ++b) counts[t][b] += other.counts[t][b];
+  }
+  return *this;
+}
+
 CensusVisitor::CensusVisitor(CacheKind kind, int64_t scan_start_ns, const ActionIndex& previous)
     : kind_(kind), scan_start_ns_(scan_start_ns), previous_(previous) {}
 
@@ -121,6 +137,7 @@ void CensusVisitor::OnFile(int dir_fd, std::string_view parent, std::string_view
   if (type == EntryType::kOther) return;
 
   ++census_.shard_entries[shard];
+  census_.sizes.Add(type, status->st_size);
   const double age = std::max<double>(0, static_cast<double>(age_ns) / kNanosPerSecond);
   ++census_.age_counts[AgeBucket(age)];
   census_.age_sum_seconds += age;
@@ -176,6 +193,7 @@ CacheCensus FinishCensus(std::vector<CensusVisitor>& visitors, ActionIndex& inde
       total.bytes[t] += part.bytes[t];
     }
     total.allocated_bytes += part.allocated_bytes;
+    total.sizes += part.sizes;
     total.shards_present |= part.shards_present;
     for (size_t s = 0; s < 256; ++s) total.shard_entries[s] += part.shard_entries[s];
     total.shard_dir_bytes += part.shard_dir_bytes;

@@ -24,11 +24,28 @@ namespace gocache {
 inline constexpr std::array<double, 8> kAgeBuckets = {3600,   21600,  86400,   172800,
                                                       432000, 604800, 1209600, 2592000};
 
+// Upper bounds (bytes) of gocache_entry_size_bytes: a few hundred bytes (an
+// action entry, a small vet or test result) to 64 MiB (a large archive or
+// linked binary), a factor of 4 apart.
+inline constexpr std::array<double, 10> kSizeBuckets = {
+    256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864};
+
+// Actions and outputs by apparent size: counts per bucket (not cumulative),
+// the last one past kSizeBuckets. Their sums and counts are CacheCensus's
+// bytes and entries.
+struct EntrySizes {
+  std::array<std::array<uint64_t, kSizeBuckets.size() + 1>, 2> counts{};  // by EntryType
+
+  void Add(buildcache::EntryType type, int64_t size);  // kOther is not counted
+  EntrySizes& operator+=(const EntrySizes& other);
+};
+
 struct CacheCensus {
   // Indexed by buildcache::EntryType.
   std::array<uint64_t, 3> entries{};
   std::array<uint64_t, 3> bytes{};
   uint64_t allocated_bytes = 0;  // st_blocks * 512 over all files
+  EntrySizes sizes;
 
   std::bitset<256> shards_present;
   std::array<uint32_t, 256> shard_entries{};  // actions and outputs per shard

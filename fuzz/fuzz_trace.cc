@@ -87,7 +87,6 @@ bool SameTally(const TraceTally& a, const TraceTally& b) {
     const ModeTally &x = a.modes[i], &y = b.modes[i];
     if (x.hits != y.hits || x.misses != y.misses || !SameHistogram(x.cache_read, y.cache_read) ||
         !SameHistogram(x.cache_write, y.cache_write) ||
-        !SameHistogram(x.duration_hit, y.duration_hit) ||
         !SameHistogram(x.duration_miss, y.duration_miss) ||
         !SameHistogram(x.duration_unknown, y.duration_unknown)) {
       return false;
@@ -107,11 +106,10 @@ void CheckTally(const ParseOutcome& outcome, const TraceTally& tally) {
   // Files are counted by the collector, never by the parser.
   for (const auto& by_result : tally.files) FUZZ_CHECK(by_result[0] == 0 && by_result[1] == 0);
   for (const ModeTally& m : tally.modes) {
-    FUZZ_CHECK(m.cache_read.count() == m.hits && m.duration_hit.count() == m.hits);
+    FUZZ_CHECK(m.cache_read.count() == m.hits);
     FUZZ_CHECK(m.cache_write.count() == m.misses && m.duration_miss.count() == m.misses);
     CheckHistogram(m.cache_read);
     CheckHistogram(m.cache_write);
-    CheckHistogram(m.duration_hit);
     CheckHistogram(m.duration_miss);
     CheckHistogram(m.duration_unknown);
     switch (outcome.format) {

@@ -46,6 +46,7 @@ constexpr const char* kTypeNames[] = {"action", "output", "other"};
 enum Family {
   kEntries,
   kEntryBytes,
+  kEntrySize,
   kAllocated,
   kSlack,
   kShards,
@@ -74,6 +75,9 @@ constexpr std::array<FamilyDecl, kFamilyCount> kFamilies = {{
      MetricType::Gauge},
     {"gocache_entry_bytes", "Apparent size (st_size) of the cache's files by type.",
      MetricType::Gauge},
+    {"gocache_entry_size_bytes",
+     "Actions and outputs by apparent size (st_size): the size distribution of the entries.",
+     MetricType::Histogram},
     {"gocache_allocated_bytes", "Allocated size (st_blocks * 512) of the cache's files.",
      MetricType::Gauge},
     {"gocache_slack_ratio",
@@ -130,6 +134,12 @@ void RenderBuildCache(const std::string& path, const ScanSnapshot& scan, const C
   for (size_t t = 0; t < 3; ++t) {
     AddSample(f[kEntries], with("type", kTypeNames[t]), d(c.entries[t]));
     AddSample(f[kEntryBytes], with("type", kTypeNames[t]), d(c.bytes[t]));
+  }
+  for (size_t t = 0; t < c.sizes.counts.size(); ++t) {  // actions and outputs
+    const auto& counts = c.sizes.counts[t];
+    AddHistogram(f[kEntrySize], with("type", kTypeNames[t]),
+                 {kSizeBuckets.begin(), kSizeBuckets.end()}, {counts.begin(), counts.end()},
+                 d(c.bytes[t]));
   }
   AddSample(f[kAllocated], labels, d(c.allocated_bytes));
   const uint64_t apparent = c.bytes[0] + c.bytes[1] + c.bytes[2];

@@ -109,10 +109,10 @@ enum class Field {
 
 // The modes whose actions the go command keys in the cache by an ActionID
 // (cmd/go/internal/work: useCache).
-bool UsesActionID(size_t mode) {
+bool UsesActionID(std::string_view mode) {
   for (const std::string_view m :
        {"build", "link", "preprocess PGO profile", "go build -buildmode=shared"}) {
-    if (kModes[mode] == m) return true;
+    if (mode == m) return true;
   }
   return false;
 }
@@ -151,6 +151,7 @@ Field FieldOf(std::string_view key) {
 struct Element {
   bool has_mode = false;
   size_t mode = kOtherMode;
+  bool mode_uses_action_id = false;
   bool has_action_id = false;
   bool cmd_array = false;
   size_t cmd_count = 0;
@@ -221,6 +222,7 @@ class Handler {
       case Field::kMode:
         element_.has_mode = true;
         element_.mode = ModeIndex(s);
+        element_.mode_uses_action_id = UsesActionID(s);
         return true;
       case Field::kTimeStart:
       case Field::kTimeDone: {
@@ -334,7 +336,7 @@ class Handler {
     // A compile or link looks its result up in the cache first, under its
     // ActionID; one without an ActionID that ran nothing was skipped because
     // a dependency failed: neither a hit nor a miss.
-    if (e.cmd_count == 0 && !e.has_action_id && UsesActionID(e.mode)) return true;
+    if (e.cmd_count == 0 && !e.has_action_id && e.mode_uses_action_id) return true;
     const double seconds = static_cast<double>(*e.time_done - *e.time_start) / 1e9;
     const double command_seconds = std::isfinite(e.cmd_real_ns) ? e.cmd_real_ns / 1e9 : 0;
     tally_.AddAction(e.mode, e.cmd_count > 0, seconds, command_seconds);

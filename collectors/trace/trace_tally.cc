@@ -39,15 +39,8 @@ std::string_view FormatName(TraceFormat format) {
   return "unknown";
 }
 
-const std::vector<double>& LatencyBuckets() {
-  static const std::vector<double> buckets = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-                                              0.01,   0.025,   0.05,   0.1,   0.25,   0.5,
-                                              1,      2.5,     5,      10,    30,     60};
-  return buckets;
-}
-
 void LatencyHistogram::Observe(double seconds) {
-  const auto& bounds = LatencyBuckets();
+  const auto& bounds = kLatencyBuckets;
   // Prometheus buckets are upper-inclusive.
   const size_t bucket = std::lower_bound(bounds.begin(), bounds.end(), seconds) - bounds.begin();
   ++counts[bucket];
@@ -70,7 +63,6 @@ void ModeTally::Merge(const ModeTally& other) {
   misses += other.misses;
   cache_read.Merge(other.cache_read);
   cache_write.Merge(other.cache_write);
-  duration_hit.Merge(other.duration_hit);
   duration_miss.Merge(other.duration_miss);
   duration_unknown.Merge(other.duration_unknown);
 }
@@ -84,7 +76,6 @@ void TraceTally::AddAction(size_t mode, bool ran_command, double seconds, double
   } else {
     ++m.hits;
     m.cache_read.Observe(seconds);
-    m.duration_hit.Observe(seconds);
   }
 }
 
@@ -122,13 +113,15 @@ constexpr std::array<FamilyDecl, kFamilyCount> kFamilies = {{
      "dominated by writing the result to the cache.",
      MetricType::Histogram},
     {"gocache_trace_action_duration_seconds",
-     "Whole action durations; result unknown for Chrome traces.", MetricType::Histogram},
+     "Whole durations of actions that ran a command (miss), and of Chrome trace actions "
+     "(unknown); a hit's is its cache read.",
+     MetricType::Histogram},
 }};
 static_assert(Complete(kFamilies));
 
 void AddLatency(prometheus::MetricFamily& family, Labels labels, const LatencyHistogram& h) {
   if (h.count() == 0) return;
-  AddHistogram(family, std::move(labels), LatencyBuckets(),
+  AddHistogram(family, std::move(labels), {kLatencyBuckets.begin(), kLatencyBuckets.end()},
                std::vector<uint64_t>(h.counts.begin(), h.counts.end()), h.sum);
 }
 
@@ -160,9 +153,11 @@ std::vector<prometheus::MetricFamily> Render(const TraceTally& tally) {
       AddSample(families[kActions], {{"mode", mode}, {"result", "miss"}},
                 static_cast<double>(m.misses));
     }
+    // Other modes never read or write the cache: their latency is not
+    // cache latency, and would only add series.
+    if (i == kOtherMode) continue;
     AddLatency(families[kRead], {{"mode", mode}}, m.cache_read);
     AddLatency(families[kWrite], {{"mode", mode}}, m.cache_write);
-    AddLatency(families[kDuration], {{"mode", mode}, {"result", "hit"}}, m.duration_hit);
     AddLatency(families[kDuration], {{"mode", mode}, {"result", "miss"}}, m.duration_miss);
     AddLatency(families[kDuration], {{"mode", mode}, {"result", "unknown"}}, m.duration_unknown);
   }

@@ -13,37 +13,13 @@
 
 namespace gocache::trace {
 
-// The action modes of the go command (cmd/go/internal/work and test), which
-// bound the `mode` label; anything else is "other".
-constexpr std::array<std::string_view, 27> kModes = {
-    "build",
-    "build-install",
-    "built-in package",
-    "gccgo stdlib",
-    "go build",
-    "go build -buildmode=shared",
-    "go install",
-    "go install (tools)",
-    "go install -buildmode=shared",
-    "go run",
-    "go test",
-    "go vet",
-    "install header",
-    "link",
-    "link-install",
-    "nop",
-    "preprocess PGO profile",
-    "shlib packages",
-    "shlibname",
-    "test build",
-    "test clean",
-    "test print",
-    "test print (nop)",
-    "test run",
-    "vet",
-    "write coverage meta-data file",
-    "other",
-};
+// The `mode` label: the go command's action modes whose results it keeps in
+// the build cache (compiles, links, vet runs, test runs), each by name; every
+// other mode (nop, built-in package, link-install, test print, the top-level
+// go build or go test, ...) is "other", which keeps the label, and the series,
+// bounded. No other mode starts with one of these followed by a space, so an
+// action description ("build fmt", "link-install x") maps by its prefix.
+constexpr std::array<std::string_view, 5> kModes = {"build", "link", "vet", "test run", "other"};
 constexpr size_t kOtherMode = kModes.size() - 1;
 
 // The index in kModes of `mode`, or kOtherMode.
@@ -58,12 +34,14 @@ enum class TraceFormat { kActionGraph, kChrome, kUnknown };
 std::string_view FormatName(TraceFormat format);
 
 // The latency histograms' bucket bounds, in seconds: 100 µs (a cache hit on
-// a warm page cache) to 60 s (a long link or test run).
-const std::vector<double>& LatencyBuckets();
+// a warm page cache) to 60 s (a long link or test run), 1 and 5 per decade:
+// enough for a heatmap, few enough for a fleet.
+inline constexpr std::array<double, 11> kLatencyBuckets = {0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05,
+                                                           0.1,    0.5,    1,     5,     60};
 
 struct LatencyHistogram {
   // One count per bucket, then the observations above the last bound.
-  std::array<uint64_t, 19> counts{};
+  std::array<uint64_t, kLatencyBuckets.size() + 1> counts{};
   double sum = 0;
 
   void Observe(double seconds);
@@ -76,7 +54,9 @@ struct ModeTally {
   uint64_t misses = 0;
   LatencyHistogram cache_read;   // hits: the whole action
   LatencyHistogram cache_write;  // misses: the action outside its command
-  LatencyHistogram duration_hit, duration_miss, duration_unknown;
+  // Whole actions that ran a command, and those of Chrome traces, which
+  // cannot tell hits from misses. A hit's duration is its cache_read.
+  LatencyHistogram duration_miss, duration_unknown;
 
   void Merge(const ModeTally& other);
 };

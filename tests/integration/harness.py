@@ -671,6 +671,7 @@ class TempDirTest(unittest.TestCase):
 
 DAY = 86400
 AGE_BUCKETS = [3600, 21600, 86400, 172800, 432000, 604800, 1209600, 2592000]
+SIZE_BUCKETS = [4 ** k for k in range(4, 14)]  # 256 B to 64 MiB
 TRIM_CUTOFF = 5 * DAY + 3600  # the go command's trimLimit + mtimeInterval
 
 

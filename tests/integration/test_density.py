@@ -6,7 +6,7 @@ import os
 import subprocess
 import time
 
-from harness import (AGE_BUCKETS, DAY, Exporter, TempDirTest, copy_go_cache, expected_orphans,
+from harness import (AGE_BUCKETS, DAY, SIZE_BUCKETS, Exporter, TempDirTest, copy_go_cache, expected_orphans,
                      find_count, go_binary, has, make_synthetic_cache, parse_metrics,
                      shared_go_cache, sum_find, value)
 
@@ -124,7 +124,23 @@ class RealCacheDensityTest(TempDirTest):
                              find_count_matching(cache, f"*{suffix}"))
             self.assertEqual(value(samples, "gocache_entry_bytes", path=cache, type=t),
                              sum_find(cache, "%s", "-type", "f", "-name", f"*{suffix}"))
+            # Sizes by find's own test: -size -Nc is "fewer than N bytes".
+            for bound in SIZE_BUCKETS:
+                self.assertEqual(
+                    value(samples, "gocache_entry_size_bytes_bucket", path=cache, type=t,
+                          le=f"{bound}"),
+                    find_count_matching(cache, f"*{suffix}", "-size", f"-{bound + 1}c"),
+                    (t, bound))
+            self.assertEqual(
+                value(samples, "gocache_entry_size_bytes_bucket", path=cache, type=t, le="+Inf"),
+                find_count_matching(cache, f"*{suffix}"))
+            self.assertEqual(value(samples, "gocache_entry_size_bytes_sum", path=cache, type=t),
+                             sum_find(cache, "%s", "-type", "f", "-name", f"*{suffix}"))
         self.assertGreater(value(samples, "gocache_entries", path=cache, type="action"), 20)
+        # The real outputs spread over several size buckets.
+        output_sizes = [value(samples, "gocache_entry_size_bytes_bucket", path=cache,
+                              type="output", le=f"{bound}") for bound in SIZE_BUCKETS]
+        self.assertGreater(len(set(output_sizes)), 3)
         self.assertEqual(value(samples, "gocache_allocated_bytes", path=cache),
                          sum_find(cache, "%b", "-type", "f") * 512)
         for kind, count in expected_orphans(cache).items():
@@ -161,9 +177,9 @@ class RealCacheDensityTest(TempDirTest):
                              want[kind], kind)
 
 
-def find_count_matching(path, pattern):
-    out = subprocess.run(["find", path, "-type", "f", "-name", pattern], capture_output=True,
-                         check=True).stdout
+def find_count_matching(path, pattern, *predicates):
+    out = subprocess.run(["find", path, "-type", "f", "-name", pattern, *predicates],
+                         capture_output=True, check=True).stdout
     return out.count(b"\n")
 
 

@@ -76,6 +76,27 @@ TEST_F(CensusIndexTest, PairsActionsWithOutputsAcrossShards) {
   EXPECT_EQ(c.entries[1], 4u);
 }
 
+TEST_F(CensusIndexTest, SizesMoveBetweenBucketsAsEntriesChange) {
+  index_.Apply(0x10, {Output(Key(0x10, 1), 256), Output(Key(0x10, 2), 257),
+                      Action(Key(0x10, 3), Key(0x10, 1), 256)});
+  index_.Apply(0x11, {Output(Key(0x11, 1), 67108865)});
+  CacheCensus c = index_.Census(kNow);
+  EXPECT_EQ(c.sizes.counts[0][0], 1u);  // the action: 175 bytes
+  EXPECT_EQ(c.sizes.counts[1][0], 1u);
+  EXPECT_EQ(c.sizes.counts[1][1], 1u);
+  EXPECT_EQ(c.sizes.counts[1][kSizeBuckets.size()], 1u);  // past 64 MiB
+
+  // Rewritten larger, and gone.
+  index_.Apply(0x10, {Output(Key(0x10, 1), 5000), Gone(Key(0x10, 2), 'd')});
+  c = index_.Census(kNow);
+  EXPECT_EQ(c.sizes.counts[1][0], 0u);
+  EXPECT_EQ(c.sizes.counts[1][1], 0u);
+  EXPECT_EQ(c.sizes.counts[1][3], 1u);  // 4097 to 16384
+  uint64_t outputs = 0;
+  for (uint64_t n : c.sizes.counts[1]) outputs += n;
+  EXPECT_EQ(outputs, c.entries[1]);
+}
+
 TEST_F(CensusIndexTest, TwoActionsNamingOneOutput) {
   const uint64_t o = Key(0x05, 7);
   index_.Apply(0x01, {Action(Key(0x01, 1), o, 3), Action(Key(0x01, 2), o, 3)});

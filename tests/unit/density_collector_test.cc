@@ -236,14 +236,16 @@ TEST_F(DensityCollectorTest, BuildAndModCache) {
     return extra;
   };
 
-  // Every family is documented and typed; the age histogram is a histogram,
-  // scan errors a counter, the rest gauges.
+  // Every family is documented and typed; the age and size histograms are
+  // histograms, scan errors a counter, the rest gauges.
   for (const auto& family : f) {
     EXPECT_FALSE(family.help.empty()) << family.name;
     EXPECT_FALSE(family.metric.empty()) << family.name;
-    const auto want = family.name == "gocache_entry_age_seconds" ? prometheus::MetricType::Histogram
-                      : family.name.ends_with("_total")          ? prometheus::MetricType::Counter
-                                                                 : prometheus::MetricType::Gauge;
+    const bool histogram =
+        family.name == "gocache_entry_age_seconds" || family.name == "gocache_entry_size_bytes";
+    const auto want = histogram                         ? prometheus::MetricType::Histogram
+                      : family.name.ends_with("_total") ? prometheus::MetricType::Counter
+                                                        : prometheus::MetricType::Gauge;
     EXPECT_EQ(family.type, want) << family.name;
   }
 
@@ -304,6 +306,18 @@ TEST_F(DensityCollectorTest, BuildAndModCache) {
   EXPECT_EQ(age->histogram.sample_count, 7u);
   const double want_sum = kHour / 2 + 2 * 2 * kHour + 3 * kDay + 10 * kDay + 2 * 40 * kDay;
   EXPECT_NEAR(age->histogram.sample_sum, want_sum, 7 * 60.0);  // a minute each for the test
+
+  // Sizes: every action and output is under 256 bytes; sums and counts are
+  // the entry bytes and entries.
+  for (const char* type : {"action", "output"}) {
+    const auto* sizes = FindSample(f, "gocache_entry_size_bytes", b({{"type", type}}));
+    ASSERT_NE(sizes, nullptr) << type;
+    ASSERT_EQ(sizes->histogram.bucket.size(), kSizeBuckets.size());
+    EXPECT_EQ(sizes->histogram.bucket[0].upper_bound, 256);
+    EXPECT_EQ(sizes->histogram.bucket[0].cumulative_count, sizes->histogram.sample_count);
+    EXPECT_EQ(sizes->histogram.sample_count, Gauge(f, "gocache_entries", b({{"type", type}})));
+    EXPECT_EQ(sizes->histogram.sample_sum, Gauge(f, "gocache_entry_bytes", b({{"type", type}})));
+  }
 
   // The module cache: its bytes and how it is scanned, nothing else.
   EXPECT_EQ(Gauge(f, "gocache_entry_bytes", {{"path", mod}, {"type", "other"}}), 1000 + 21 + 3);

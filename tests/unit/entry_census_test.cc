@@ -106,6 +106,7 @@ void ExpectSameCensus(const CacheCensus& a, const CacheCensus& b) {
   EXPECT_EQ(a.action_without_output, b.action_without_output);
   EXPECT_EQ(a.output_without_action, b.output_without_action);
   EXPECT_EQ(a.size_mismatch, b.size_mismatch);
+  EXPECT_EQ(a.sizes.counts, b.sizes.counts);
   EXPECT_EQ(a.age_counts, b.age_counts);
   EXPECT_DOUBLE_EQ(a.age_sum_seconds, b.age_sum_seconds);
   EXPECT_EQ(a.trimmable_entries, b.trimmable_entries);
@@ -302,6 +303,32 @@ TEST_F(EntryCensusTest, AgesByBucketFromTheScanStart) {
   for (uint64_t n : run.census.age_counts) counted += n;
   EXPECT_EQ(counted, run.census.entries[kAction] + run.census.entries[kOutput]);
   EXPECT_EQ(counted, outputs.size() + 3);
+}
+
+TEST_F(EntryCensusTest, SizesByBucketPerType) {
+  // Sizes and the bucket each belongs in (upper bounds inclusive).
+  struct Sized {
+    size_t size;
+    size_t bucket;
+  };
+  const std::vector<Sized> outputs = {{0, 0},    {256, 0},   {257, 1},    {1024, 1},
+                                      {1025, 2}, {70000, 5}, {262144, 5}, {4 * 1048576 + 1, 8}};
+  std::array<uint64_t, kSizeBuckets.size() + 1> want_outputs{};
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    WriteOutput(Id(0x50 + static_cast<int>(i % 4), i + 1), outputs[i].size);
+    ++want_outputs[outputs[i].bucket];
+  }
+  const std::string action = Id(0x60, 1);
+  WriteAction(action, Id(0x50, 1), 0);
+  // Other files are not entries: no size is counted for them.
+  Write("README", std::string(5000, 'r'));
+  Write("60/notes.txt", std::string(300, 'n'));
+
+  const auto census = RunCensus(root_, CacheKind::kBuild, WholeSecondNow()).census;
+  EXPECT_EQ(census.sizes.counts[kOutput], want_outputs);
+  std::array<uint64_t, kSizeBuckets.size() + 1> want_actions{};
+  want_actions[0] = 1;  // an action entry is far below 256 bytes
+  EXPECT_EQ(census.sizes.counts[kAction], want_actions);
 }
 
 TEST_F(EntryCensusTest, FractionalAgesAreSummedInSeconds) {
