@@ -10,6 +10,9 @@ import os
 
 DS = {"type": "prometheus", "uid": "${datasource}"}
 SEL = 'job="$job",instance=~"$instance"'
+# The fleet row reads the recording rules of gocache.fleet.rules.yml, which a
+# central Prometheus also holds.
+FSEL = 'job="$job",pool=~"$pool"'
 PSEL = SEL + ',path=~"$path"'
 
 
@@ -112,6 +115,38 @@ def heatmap(title, expr, description=""):
 
 def build():
     lay = Layout()
+
+    lay.row("Fleet")
+    lay.add(timeseries("Worst inode usage by pool", [target(
+        f"gocache:filesystem_inode_usage_ratio:max_by_pool{{{FSEL}}}", "{{pool}}")],
+        "percentunit", threshold_line=0.9, minimum=0, maximum=1,
+        description="The fullest cache filesystem of each pool of runners; the inode alert "
+                    "fires at 90%."), 8, 8)
+    lay.add(timeseries("Fullest caches", [target(
+        f"topk(10, gocache:filesystem_inode_usage_ratio:max_by_cache{{{FSEL}}})",
+        "{{instance}} {{path}}")], "percentunit", threshold_line=0.9, minimum=0, maximum=1,
+        description="The ten runner caches with the highest inode usage."), 8, 8)
+    lay.add(timeseries("Compile hit ratio by pool", [target(
+        f"gocache:build_hit_ratio:rate1h_by_pool{{{FSEL}}}", "{{pool}}")], "percentunit",
+        minimum=0, maximum=1,
+        description="Compile actions served from the cache over all compile actions in the "
+                    "last hour, from the action graphs in the trace spools."), 8, 8)
+    lay.add(timeseries("Predicted rebuilds by pool", [target(
+        f"gocache:predicted_rebuilds:sum_by_pool{{{FSEL}}}", "{{pool}}")], "short",
+        description="Packages the next builds would compile again, summed over the pool's "
+                    "runners, modules and targets."), 8, 8)
+    lay.add(timeseries("Cache and trimmable bytes by pool", [
+        target(f"gocache:entry_bytes:sum_by_pool{{{FSEL}}}", "{{pool}} cached"),
+        target(f"gocache:trimmable_bytes:sum_by_pool{{{FSEL}}}", "{{pool}} trimmable")],
+        "bytes", description="Bytes in the pool's build and module caches, and what the go "
+                             "command's next trims delete."), 8, 8)
+    lay.add(timeseries("Failing collectors and exporters down", [
+        target(f"gocache:collectors_failing:sum_by_pool{{{FSEL}}}",
+               "{{pool}} {{collector}} failing"),
+        target(f"gocache:exporters_down:sum_by_pool{{{FSEL}}}", "{{pool}} exporters down")],
+        "short", minimum=0,
+        description="Runners per pool whose collector failed its last update, and exporters "
+                    "the pool's Prometheus cannot scrape."), 8, 8)
 
     lay.row("Overview")
     lay.add(stat("Inode usage", f"gocache_filesystem_inode_usage_ratio{{{PSEL}}}",
@@ -311,7 +346,12 @@ def build():
             {"name": "datasource", "type": "datasource", "query": "prometheus", "hide": 0,
              "label": "Data source", "current": {"text": "${DS_PROMETHEUS}",
                                                  "value": "${DS_PROMETHEUS}"}},
-            variable("job", "label_values(gocache_exporter_build_info, job)", False),
+            # The per-runner series, or on a central Prometheus only the fleet
+            # rules' series, name the job.
+            variable("job", 'label_values({__name__=~"gocache_exporter_build_info|'
+                            'gocache:exporters:count_by_pool"}, job)', False),
+            variable("pool", 'label_values(gocache:exporters:count_by_pool{job="$job"}, pool)',
+                     True),
             variable("instance", 'label_values(gocache_exporter_build_info{job="$job"}, instance)',
                      True),
             variable("path", 'label_values(gocache_filesystem_files{job="$job",'

@@ -21,6 +21,8 @@ from harness import EXPORTER, SOURCE_DIR, TempDirTest, debian_minbase, run_expor
 DEPLOY = os.path.join(SOURCE_DIR, "deploy")
 DASHBOARD = os.path.join(SOURCE_DIR, "dashboards", "gocache-exporter.json")
 RULES = os.path.join(DEPLOY, "prometheus", "gocache.rules.yml")
+FLEET_RULES = os.path.join(DEPLOY, "prometheus", "gocache.fleet.rules.yml")
+CENTRAL_RULES = os.path.join(DEPLOY, "prometheus", "gocache.central.rules.yml")
 ALERTMANAGER = os.path.join(DEPLOY, "alertmanager", "alertmanager.yml")
 UNIT = os.path.join(DEPLOY, "systemd", "gocache_exporter.service")
 AUTOTRIM_UNIT = os.path.join(DEPLOY, "systemd", "gocache_exporter-autotrim.service")
@@ -61,10 +63,15 @@ def metric_names(expr):
 class PrometheusFilesTest(unittest.TestCase):
 
     def test_scrape_configs_are_valid(self):
-        for name in ("prometheus.yml", "file_sd.yml"):
+        # Single tier: the alerts and the fleet rules (the dashboard's fleet
+        # row); two tiers: the fleet rules at the edge, alerts on them at the
+        # center.
+        for name, rule_counts in (("prometheus.yml", (6, 9)), ("file_sd.yml", (6, 9)),
+                                  ("edge.yml", (9,)), ("central.yml", (4,))):
             r = run(tool("promtool"), "check", "config", os.path.join(DEPLOY, "prometheus", name))
             self.assertEqual(r.returncode, 0, name + r.stdout + r.stderr)
-            self.assertIn("SUCCESS: 6 rules found", r.stdout, name)
+            self.assertEqual(re.findall(r"SUCCESS: (\d+) rules found", r.stdout),
+                             [str(n) for n in rule_counts], name)
 
     def test_kubernetes_scrape_config_matches_the_daemonset(self):
         # Debian's promtool is built without Kubernetes discovery and cannot
@@ -90,10 +97,42 @@ class PrometheusFilesTest(unittest.TestCase):
         self.assertIn("SUCCESS: 6 rules found", r.stdout)
 
     def test_rule_unit_tests_pass(self):
-        r = run(tool("promtool"), "test", "rules", "gocache.rules.test.yml",
-                cwd=os.path.join(DEPLOY, "prometheus"))
-        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        self.assertIn("SUCCESS", r.stdout)
+        for tests in ("gocache.rules.test.yml", "gocache.fleet.rules.test.yml"):
+            r = run(tool("promtool"), "test", "rules", tests,
+                    cwd=os.path.join(DEPLOY, "prometheus"))
+            self.assertEqual(r.returncode, 0, tests + r.stdout + r.stderr)
+            self.assertIn("SUCCESS", r.stdout)
+
+    def test_fleet_rules_follow_the_naming_convention(self):
+        # gocache:<quantity>:<operation>_by_<level>, each level keeping the
+        # labels it names; every source metric is documented.
+        levels = {"cache": "job, pool, instance, path, mountpoint", "pool": "job, pool"}
+        [doc] = load_yaml(FLEET_RULES)
+        for rule in doc["groups"][0]["rules"]:
+            name = rule["record"]
+            m = re.fullmatch(r"gocache:([a-z_]+):([a-z0-9]+)_by_(cache|pool)", name)
+            self.assertTrue(m, name)
+            self.assertIn(f"by ({levels[m.group(3)]}", rule["expr"], name)
+            self.assertEqual(metric_names(rule["expr"]) - readme_families(), set(), name)
+            self.assertTrue(f"| `{name}` |" in readme(), f"the README does not list {name}")
+
+    def test_central_alerts_read_recorded_series_and_have_runbooks(self):
+        recorded = {r["record"] for r in load_yaml(FLEET_RULES)[0]["groups"][0]["rules"]}
+        edge_alerts = {r["alert"]: r for g in load_yaml(RULES)[0]["groups"] for r in g["rules"]}
+        for rule in load_yaml(CENTRAL_RULES)[0]["groups"][0]["rules"]:
+            name = rule["alert"]
+            self.assertEqual(set(re.findall(r"\bgocache[:_][a-z_:]+", rule["expr"])) - recorded,
+                             set(), name)
+            # The runbook of the single-tier alert of the same name applies:
+            # same severity, wait and threshold.
+            self.assertIn(name, edge_alerts)
+            edge = edge_alerts[name]
+            self.assertEqual(rule["labels"], edge["labels"], name)
+            self.assertEqual(rule["for"], edge["for"], name)
+            if "inode_usage_ratio" in rule["expr"]:
+                self.assertEqual(rule["expr"].split(" >= ")[1], edge["expr"].split(" >= ")[1])
+                self.assertEqual(rule["annotations"], edge["annotations"], name)
+            self.assertTrue(f"#### {name}\n" in readme(), name)
 
     def test_a_fresh_runner_pages_nobody(self):
         # What the real exporter reports for a runner whose caches do not
@@ -422,7 +461,7 @@ class DashboardTest(unittest.TestCase):
         self.assertEqual(d["uid"], "gocache-exporter")
         self.assertEqual([i["name"] for i in d["__inputs"]], ["DS_PROMETHEUS"])
         names = [v["name"] for v in d["templating"]["list"]]
-        self.assertEqual(names, ["datasource", "job", "instance", "path"])
+        self.assertEqual(names, ["datasource", "job", "pool", "instance", "path"])
 
     def test_queries_only_documented_metrics(self):
         exprs = dashboard_exprs(self.dashboard)
@@ -522,7 +561,7 @@ class DashboardTest(unittest.TestCase):
 
     def test_has_the_rows_users_look_for(self):
         rows = [p["title"] for p in self.dashboard["panels"] if p["type"] == "row"]
-        self.assertEqual(rows, ["Overview", "Inode and space usage", "Density", "Entry age",
+        self.assertEqual(rows, ["Fleet", "Overview", "Inode and space usage", "Density", "Entry age",
                                 "Staleness", "Cache latency from the GOCACHEPROG helper",
                                 "Cache latency derived from action graphs", "Exporter health"])
         inode = next(p for p in self.panels if p["title"] == "Inode usage" and

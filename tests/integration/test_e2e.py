@@ -30,6 +30,7 @@ STARTUP = 60.0
 ALERT = 90.0
 # The fill level of the tmpfs: past the 0.90 warning, short of 0.97 critical.
 FILL = 0.93
+POOL = "e2e"  # the runner's pool label, which the fleet rules aggregate by
 
 
 class Webhook:
@@ -86,6 +87,7 @@ def promql_regex(value):
 def substitute(expr, instance, path):
     """A dashboard query as Grafana would send it for one runner and cache."""
     return (expr.replace("$__rate_interval", "1m").replace("$job", "gocache")
+            .replace("$pool", POOL)
             .replace("$instance", promql_regex(instance)).replace("$path", promql_regex(path)))
 
 
@@ -176,10 +178,11 @@ class EndToEndTest(TempDirTest):
             rules = shorten_for(f.read())
         with open(os.path.join(self.tmp, "gocache.rules.yml"), "w") as f:
             f.write(rules)
+        shutil.copy(os.path.join(DEPLOY, "prometheus", "gocache.fleet.rules.yml"), self.tmp)
         prometheus_yml = f"""global:
   scrape_interval: 1s
   evaluation_interval: 1s
-rule_files: [gocache.rules.yml]
+rule_files: [gocache.rules.yml, gocache.fleet.rules.yml]
 alerting:
   alertmanagers:
     - static_configs:
@@ -188,6 +191,8 @@ scrape_configs:
   - job_name: gocache
     static_configs:
       - targets: ['{instance}']
+        labels:
+          pool: {POOL}
 """
         alertmanager = self.start(Process("alertmanager", [
             tool("prometheus-alertmanager"), f"--config.file={self.tmp}/alertmanager.yml",
