@@ -39,7 +39,9 @@ EXACT = {
     "gocache_shards", "gocache_shard_entries_min", "gocache_shard_entries_max",
     "gocache_shard_entries_mean", "gocache_shard_entries_stddev", "gocache_shard_dir_bytes",
     "gocache_orphan_entries", "gocache_corrupt_entries", "gocache_entry_age_seconds_bucket",
-    "gocache_entry_age_seconds_count", "gocache_trimmable_entries", "gocache_trimmable_bytes",
+    "gocache_entry_age_seconds_count", "gocache_entry_size_bytes_bucket",
+    "gocache_entry_size_bytes_sum", "gocache_entry_size_bytes_count", "gocache_trimmable_entries",
+    "gocache_trimmable_bytes",
 }
 
 
