@@ -112,7 +112,14 @@ void CollectorRunner::Stop(std::chrono::milliseconds grace) {
   if (!worker_) return;
   shared_->collector->Stop(grace);
   worker_->Stop(grace);
-  worker_.reset();
+  // The HTTP server still serves scrapes while the exporter shuts down, and
+  // BeginScrape wakes the worker under the lock: let go of it under the
+  // lock too, and free it outside.
+  std::unique_ptr<Worker> stopped;
+  {
+    std::lock_guard lock(shared_->mu);
+    stopped = std::move(worker_);
+  }
 }
 
 uint64_t CollectorRunner::BeginScrape() {
