@@ -28,7 +28,7 @@ void AddSample(prometheus::MetricFamily& family, Labels labels, double value) {
 }
 
 void AddHistogram(prometheus::MetricFamily& family, Labels labels,
-                  const std::vector<double>& upper_bounds, const std::vector<uint64_t>& counts,
+                  std::span<const double> upper_bounds, std::span<const uint64_t> counts,
                   double sum) {
   prometheus::ClientMetric metric;
   metric.label = std::move(labels);

@@ -8,6 +8,7 @@
 #include <array>
 #include <cstddef>
 #include <initializer_list>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -54,7 +55,7 @@ void AddSample(prometheus::MetricFamily& family, Labels labels, double value);
 // Adds one histogram sample from per-bucket counts (not cumulative): one per
 // upper bound, then one for the observations above the last bound.
 void AddHistogram(prometheus::MetricFamily& family, Labels labels,
-                  const std::vector<double>& upper_bounds, const std::vector<uint64_t>& counts,
+                  std::span<const double> upper_bounds, std::span<const uint64_t> counts,
                   double sum);
 
 // Moves the families that got at least one sample to `out`, in order.

@@ -136,9 +136,7 @@ void RenderBuildCache(const std::string& path, const ScanSnapshot& scan, const C
     AddSample(f[kEntryBytes], with("type", kTypeNames[t]), d(c.bytes[t]));
   }
   for (size_t t = 0; t < c.sizes.counts.size(); ++t) {  // actions and outputs
-    const auto& counts = c.sizes.counts[t];
-    AddHistogram(f[kEntrySize], with("type", kTypeNames[t]),
-                 {kSizeBuckets.begin(), kSizeBuckets.end()}, {counts.begin(), counts.end()},
+    AddHistogram(f[kEntrySize], with("type", kTypeNames[t]), kSizeBuckets, c.sizes.counts[t],
                  d(c.bytes[t]));
   }
   AddSample(f[kAllocated], labels, d(c.allocated_bytes));
@@ -157,8 +155,7 @@ void RenderBuildCache(const std::string& path, const ScanSnapshot& scan, const C
   AddSample(f[kOrphans], with("type", "output_without_action"), d(c.output_without_action));
   AddSample(f[kOrphans], with("type", "size_mismatch"), d(c.size_mismatch));
   AddSample(f[kCorrupt], labels, d(c.corrupt));
-  AddHistogram(f[kAge], labels, {kAgeBuckets.begin(), kAgeBuckets.end()},
-               {c.age_counts.begin(), c.age_counts.end()}, c.age_sum_seconds);
+  AddHistogram(f[kAge], labels, kAgeBuckets, c.age_counts, c.age_sum_seconds);
   AddSample(f[kTrimmableEntries], labels, d(c.trimmable_entries));
   AddSample(f[kTrimmableBytes], labels, d(c.trimmable_bytes));
   if (c.last_trim_unix) AddSample(f[kLastTrim], labels, static_cast<double>(*c.last_trim_unix));

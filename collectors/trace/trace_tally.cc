@@ -121,8 +121,7 @@ static_assert(Complete(kFamilies));
 
 void AddLatency(prometheus::MetricFamily& family, Labels labels, const LatencyHistogram& h) {
   if (h.count() == 0) return;
-  AddHistogram(family, std::move(labels), {kLatencyBuckets.begin(), kLatencyBuckets.end()},
-               std::vector<uint64_t>(h.counts.begin(), h.counts.end()), h.sum);
+  AddHistogram(family, std::move(labels), kLatencyBuckets, h.counts, h.sum);
 }
 
 }  // namespace
